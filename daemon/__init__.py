@@ -1,0 +1,3 @@
+"""alicertd: certificate automation for Alibaba Cloud."""
+
+__version__ = "0.1.0"
