@@ -1,0 +1,371 @@
+"""Read, expand and validate a config file into a frozen :class:`daemon.config.Config`.
+
+Validation is complete rather than fail-fast: every problem in the file is collected (with its
+key path) and reported together, so one edit fixes them all. Nothing here touches the network
+or the state directory.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from daemon.config import (
+    DEFAULT_CONFIG_PATH,
+    DEFAULT_METADATA_ENDPOINT,
+    DIRECTORY_PRESETS,
+    KEY_TYPES,
+    AcmeConfig,
+    AliyunConfig,
+    CertificateConfig,
+    Config,
+    DeployConfig,
+    DnsConfig,
+    MetricsConfig,
+    NotifyConfig,
+    RuntimeConfig,
+    ScheduleConfig,
+    VerifyConfig,
+)
+from daemon.domains import normalize_domain
+from providers.base import ConfigDefaults, ConfigErrors
+from providers.settings import Section, parse_host_port
+
+NOTIFY_KINDS = ("webhook", "dingtalk", "feishu", "wecom")
+NOTIFY_EVENTS = ("failure", "renewal", "expiring")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\$")
+_CERT_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62})$")
+_REGION = re.compile(r"^[a-z]{2,}(?:-[a-z0-9]+)+$")
+
+
+class ConfigError(Exception):
+    """The configuration is invalid. ``messages`` holds one line per problem."""
+
+    def __init__(self, path: Path | str, messages: list[str]):
+        self.path = str(path)
+        self.messages = messages
+        super().__init__("; ".join(messages))
+
+    def lines(self) -> list[str]:
+        return [f"{self.path}: {m}" for m in self.messages]
+
+
+def resolve_config_path(cli_value: str | None, env: Mapping[str, str] | None = None) -> Path:
+    """Contract: ``--config``, then ``$ALICERTD_CONFIG``, then /etc/alicertd/config.toml."""
+    env = os.environ if env is None else env
+    return Path(cli_value or env.get("ALICERTD_CONFIG") or DEFAULT_CONFIG_PATH)
+
+
+def _expand(value: Any, path: str, env: Mapping[str, str], errors: ConfigErrors) -> Any:
+    """Replace ``${VAR}`` in every string with the environment's value (``$$`` is a literal
+    ``$``). An unset variable is an error naming both the key and the variable."""
+    if isinstance(value, str):
+        def sub(m: re.Match[str]) -> str:
+            if m.group(0) == "$$":
+                return "$"
+            name = m.group(1)
+            if name not in env:
+                errors.add(path, f"environment variable {name} is not set")
+                return ""
+            return env[name]
+        return _VAR.sub(sub, value)
+    if isinstance(value, list):
+        return [_expand(v, f"{path}[{i}]", env, errors) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{path}.{k}" if path else k, env, errors) for k, v in value.items()}
+    return value
+
+
+def load_config(path: Path | str, *, env: Mapping[str, str] | None = None,
+                registry: Mapping[str, Any] | None = None) -> Config:
+    """Parse and validate the file at ``path``; raise ConfigError listing every problem."""
+    path = Path(path)
+    env = os.environ if env is None else env
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(path, ["config file not found (set --config or ALICERTD_CONFIG)"]) from None
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read config file: {exc.strerror}"]) from None
+    try:
+        raw = tomllib.loads(text.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(path, ["config file is not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [f"invalid TOML: {exc}"]) from None
+    return parse_config(raw, path, env=env, registry=registry)
+
+
+def parse_config(raw: Mapping[str, Any], path: Path, *, env: Mapping[str, str],
+                 registry: Mapping[str, Any] | None = None) -> Config:
+    errors = ConfigErrors()
+    data = _expand(dict(raw), "", env, errors)
+    if registry is None:
+        from providers.registry import load_providers
+        try:
+            registry = load_providers()
+        except Exception as exc:  # a broken plugin: report it like any config problem
+            errors.add("", f"cannot load providers: {exc}")
+            registry = {}
+
+    top = Section(data, "", errors)
+    state_dir_text = top.str("state_dir", "/var/lib/alicertd")
+    state_dir = Path(state_dir_text) if state_dir_text else Path("/var/lib/alicertd")
+    if not state_dir.is_absolute():
+        state_dir = (path.parent / state_dir).resolve()
+
+    acme = _parse_acme(top.table("acme"), path)
+    aliyun = _parse_aliyun(top.table("aliyun"))
+    dns = _parse_dns(top.table("dns"), registry, aliyun)
+    verify = _parse_verify(top.table("verify"))
+    schedule = _parse_schedule(top.table("schedule"))
+    metrics = MetricsConfig(listen=top.table("metrics").host_port("listen"))
+    _finish(top, "metrics")
+    runtime = _parse_runtime(top.table("runtime"))
+    notify = _parse_notify(top, errors)
+    certificates = _parse_certificates(top, errors, registry, ConfigDefaults(region=aliyun.region),
+                                       acme)
+    top.finish()
+    if errors:
+        raise ConfigError(path, errors.messages)
+    return Config(path=path, state_dir=state_dir, acme=acme, aliyun=aliyun, dns=dns, verify=verify,
+                  schedule=schedule, metrics=metrics, runtime=runtime,
+                  certificates=tuple(certificates), notify=tuple(notify))
+
+
+def _finish(top: Section, key: str) -> None:
+    """Sub-tables read through ``top.table(key)`` are finished by their parser; this one is
+    re-read to report unknown keys (tables are cheap)."""
+    if top.has(key):
+        sec = Section(top.raw[key], top.key_path(key), top.errors)
+        if sec.valid:
+            sec._seen.add("listen")  # noqa: SLF001 - the only key of [metrics]
+            sec.finish()
+
+
+def _parse_acme(s: Section, config_path: Path) -> AcmeConfig:
+    name = s.str("directory", "letsencrypt")
+    url = DIRECTORY_PRESETS.get(name)
+    if url is None and name:
+        if "://" in name:
+            from providers.settings import check_url
+            url = check_url(s, "directory", name)
+        else:
+            s.error("directory", f"unknown preset {name!r} (expected one of: "
+                                 f"{', '.join(DIRECTORY_PRESETS)}, or an https URL)")
+    email = s.str("email")
+    if email is not None and not re.fullmatch(r"[^@\s:]+@[^@\s]+\.[^@\s]+", email.removeprefix("mailto:")):
+        s.error("email", f"invalid e-mail address {email!r}")
+    ca_bundle = s.str("ca_bundle")
+    ca_path = None
+    if ca_bundle is not None:
+        ca_path = Path(ca_bundle)
+        if not ca_path.is_absolute():
+            ca_path = (config_path.parent / ca_path).resolve()
+        if not os.access(ca_path, os.R_OK) or not ca_path.is_file():
+            s.error("ca_bundle", f"cannot read file {str(ca_path)!r}")
+    key_type = s.str("account_key_type", "ec256", choices=KEY_TYPES)
+    profile = s.str("profile")
+    renew = s.int("renew_before_days", None, minimum=1, maximum=365)
+    preferred = s.str("preferred_chain")
+    eab_kid = s.str("eab_kid")
+    eab_key = s.str("eab_hmac_key")
+    if (eab_kid is None) != (eab_key is None):
+        missing = "eab_hmac_key" if eab_key is None else "eab_kid"
+        s.error(missing, "required when the other EAB key is set (eab_kid and eab_hmac_key go together)")
+    if eab_key is not None:
+        try:
+            base64.urlsafe_b64decode(eab_key + "=" * (-len(eab_key) % 4))
+        except (binascii.Error, ValueError):
+            s.error("eab_hmac_key", "is not base64url text (the value your CA gave you)")
+    timeout = s.duration("timeout", 30.0, minimum=1)
+    s.finish()
+    return AcmeConfig(directory=url or "", directory_name=name or "", email=email, ca_bundle=ca_path,
+                      account_key_type=key_type, profile=profile, renew_before_days=renew,
+                      preferred_chain=preferred, eab_kid=eab_kid, eab_hmac_key=eab_key, timeout=timeout)
+
+
+def _parse_aliyun(s: Section) -> AliyunConfig:
+    key_id = s.str("access_key_id")
+    secret = s.str("access_key_secret")
+    token = s.str("security_token")
+    if (key_id is None) != (secret is None) and s.valid:
+        missing = "access_key_secret" if secret is None else "access_key_id"
+        if not s.has(missing):
+            s.error(missing, "required when the other AccessKey key is set")
+    if token is not None and key_id is None and not s.has("access_key_id"):
+        s.error("security_token", "needs access_key_id and access_key_secret (STS credentials)")
+    role = s.str("ram_role")
+    if role is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", role):
+        s.error("ram_role", f"invalid RAM role name {role!r}")
+    metadata = s.url("metadata_endpoint", DEFAULT_METADATA_ENDPOINT, http_loopback_only=False)
+    region = s.str("region", "cn-hangzhou")
+    if region and not _REGION.match(region):
+        s.error("region", f"invalid region id {region!r} (e.g. cn-hangzhou)")
+    endpoints: dict[str, str] = {}
+    e = s.table("endpoints")
+    for product in ("alidns", "cdn", "apigateway"):
+        url = e.url(product)
+        if url:
+            endpoints[product] = url.rstrip("/")
+    e.finish()
+    timeout = s.duration("timeout", 10.0, minimum=1)
+    s.finish()
+    return AliyunConfig(access_key_id=key_id, access_key_secret=secret, security_token=token,
+                        ram_role=role, metadata_endpoint=metadata.rstrip("/"),
+                        region=region or "cn-hangzhou", endpoints=endpoints, timeout=timeout)
+
+
+def _parse_dns(s: Section, registry: Mapping[str, Any], aliyun: AliyunConfig) -> DnsConfig:
+    provider = s.str("provider", "alidns")
+    cls = registry.get(provider) if provider else None
+    if provider and registry and (cls is None or getattr(cls, "kind", None) != "dns"):
+        dns_names = sorted(n for n, c in registry.items() if getattr(c, "kind", None) == "dns")
+        s.error("provider", f"unknown DNS provider {provider!r} (available: {', '.join(dns_names)})")
+    nameservers = s.str_list("nameservers", ())
+    for i, ns in enumerate(nameservers):
+        if parse_host_port(ns, 53) is None:
+            s.errors.add(f"{s.key_path('nameservers')}[{i}]", f"invalid nameserver {ns!r} (host or host:port)")
+    timeout = s.duration("propagation_timeout", 300.0, minimum=1)
+    ttl = s.int("ttl", 600, minimum=1, maximum=86400)
+    settings = None
+    if cls is not None and s.has(provider or ""):
+        settings = cls.parse_config(s.raw[provider], s.key_path(provider), s.errors,
+                                    ConfigDefaults(region=aliyun.region))
+        s._seen.add(provider)  # noqa: SLF001
+    s.finish()
+    return DnsConfig(provider=provider or "alidns", nameservers=tuple(nameservers),
+                     propagation_timeout=timeout, ttl=ttl, settings=settings)
+
+
+def _parse_verify(s: Section) -> VerifyConfig:
+    tls = s.bool("tls", True)
+    connect_to = s.host_port("connect_to", None, default_port=443)
+    timeout = s.duration("timeout", 600.0, minimum=1)
+    s.finish()
+    return VerifyConfig(tls=tls, connect_to=connect_to, timeout=timeout)
+
+
+def _parse_schedule(s: Section) -> ScheduleConfig:
+    interval = s.duration("interval", None, minimum=1)
+    cron = s.str("cron")
+    if interval is not None and cron is not None:
+        s.error("cron", "set either interval or cron, not both")
+    if cron is not None:
+        problem = _cron_problem(cron)
+        if problem:
+            s.error("cron", problem)
+    jitter = s.duration("jitter", 600.0)
+    s.finish()
+    if interval is None and cron is None:
+        interval = 12 * 3600.0
+    return ScheduleConfig(interval=interval, cron=cron, jitter=jitter)
+
+
+def _cron_problem(expr: str) -> str | None:
+    if len(expr.split()) != 5:
+        return f"invalid cron expression {expr!r} (expected 5 fields: minute hour day month weekday)"
+    try:
+        from apscheduler.triggers.cron import CronTrigger
+        CronTrigger.from_crontab(expr, timezone="UTC")
+    except ValueError as exc:
+        return f"invalid cron expression {expr!r} ({exc})"
+    return None
+
+
+def _parse_runtime(s: Section) -> RuntimeConfig:
+    concurrency = s.int("concurrency", 4, minimum=1, maximum=64)
+    lock_timeout = s.duration("lock_timeout", 30.0)
+    s.finish()
+    return RuntimeConfig(concurrency=concurrency, lock_timeout=lock_timeout)
+
+
+def _array_of_tables(top: Section, key: str) -> list[tuple[str, Any]]:
+    value = top.raw.get(key)
+    top._seen.add(key)  # noqa: SLF001
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        top.error(key, f"expected an array of tables ([[{key}]])")
+        return []
+    return [(f"{key}[{i}]", item) for i, item in enumerate(value)]
+
+
+def _parse_notify(top: Section, errors: ConfigErrors) -> list[NotifyConfig]:
+    result = []
+    for path, raw in _array_of_tables(top, "notify"):
+        s = Section(raw, path, errors)
+        kind = s.str("kind", None, required=True, choices=NOTIFY_KINDS)
+        url = s.url("url", None, required=True)
+        events = s.str_list("events", NOTIFY_EVENTS)
+        for i, ev in enumerate(events):
+            if ev not in NOTIFY_EVENTS:
+                errors.add(f"{path}.events[{i}]", f"unknown event {ev!r} (expected: {', '.join(NOTIFY_EVENTS)})")
+        warn_days = s.int("warn_days", 7, minimum=1, maximum=365)
+        secret = s.str("secret")
+        s.finish()
+        if kind and url:
+            result.append(NotifyConfig(kind=kind, url=url, events=tuple(events), warn_days=warn_days,
+                                       secret=secret))
+    return result
+
+
+def _parse_certificates(top: Section, errors: ConfigErrors, registry: Mapping[str, Any],
+                        defaults: ConfigDefaults, acme: AcmeConfig) -> list[CertificateConfig]:
+    items = _array_of_tables(top, "certificate")
+    if not items and "certificate" not in top.raw:
+        errors.add("certificate", "no [[certificate]] configured")
+    seen_names: dict[str, str] = {}
+    result = []
+    for path, raw in items:
+        s = Section(raw, path, errors)
+        name = s.str("name", None, required=True)
+        if name is not None:
+            if not _CERT_NAME.match(name):
+                s.error("name", f"invalid name {name!r} (lowercase letters, digits and '-', "
+                                f"at most 63, starting with a letter or digit)")
+            elif name in seen_names:
+                s.error("name", f"duplicate certificate name {name!r} (also {seen_names[name]}.name)")
+            else:
+                seen_names[name] = path
+        raw_domains = s.str_list("domains", (), required=True, nonempty=True)
+        domains: list[str] = []
+        for i, d in enumerate(raw_domains):
+            try:
+                ascii_name = normalize_domain(d)
+            except ValueError as exc:
+                errors.add(f"{path}.domains[{i}]", str(exc))
+                continue
+            if ascii_name in domains:
+                errors.add(f"{path}.domains[{i}]", f"duplicate domain {d!r}")
+                continue
+            domains.append(ascii_name)
+        key_type = s.str("key_type", "ec256", choices=KEY_TYPES)
+        renew = s.int("renew_before_days", None, minimum=1, maximum=365)
+        deploys = []
+        for dpath, draw in _array_of_tables(s, "deploy"):
+            d = Section(draw, dpath, errors)
+            provider = d.str("provider", None, required=True)
+            if provider is None:
+                continue
+            cls = registry.get(provider)
+            if cls is None or getattr(cls, "kind", None) != "deploy":
+                names = sorted(n for n, c in registry.items() if getattr(c, "kind", None) == "deploy")
+                d.error("provider", f"unknown deploy provider {provider!r} (available: {', '.join(names)})")
+                continue
+            rest = {k: v for k, v in d.raw.items() if k != "provider"}
+            before = len(errors)
+            settings = cls.parse_config(rest, dpath, errors, defaults)
+            if settings is not None and len(errors) == before:
+                deploys.append(DeployConfig(provider=provider, settings=settings, path=dpath))
+        s.finish()
+        if name and domains:
+            result.append(CertificateConfig(name=name, domains=tuple(domains), key_type=key_type or "ec256",
+                                            deploy=tuple(deploys), renew_before_days=renew))
+    return result

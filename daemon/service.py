@@ -1,0 +1,131 @@
+"""``alicertd`` without ``--run-now``: the long-lived daemon.
+
+The scheduler calls the same :class:`~daemon.cycle.Cycle` as ``--run-now``; this module only
+adds what a service needs: the state lock held while a cycle runs (so a ``--run-now`` beside us
+waits instead of racing), SIGTERM/SIGINT (stop taking work, let in-flight steps finish or
+abandon them with their DNS records removed, exit 0 within 10 s), SIGHUP (reload; a bad file
+keeps the old config), sd_notify READY/WATCHDOG/STOPPING, metrics, and an early retry for a
+certificate that failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from daemon.config import Config
+from daemon.cycle import Cycle, parse_time
+from daemon.state import StateLocked, StateStore
+
+log = logging.getLogger("alicertd")
+
+DRAIN_SECONDS = 8.0  # within systemd's TimeoutStopSec and the 10 s promise
+
+
+class Service:
+    def __init__(self, config: Config, config_loader: Callable[[], Config]):
+        self.config = config
+        self.config_loader = config_loader
+        self.stop_event = threading.Event()
+        self.metrics = None
+        self.metrics_server = None
+        self.scheduler = None
+
+    def run_cycle(self) -> None:
+        config = self.config  # a reload swaps the attribute; this cycle keeps its config
+        store = StateStore(config.state_dir)
+        try:
+            with store.lock(config.runtime.lock_timeout):
+                if self.stop_event.is_set():
+                    return
+                result = Cycle(config, store, stop=self.stop_event).run()
+        except StateLocked as exc:
+            log.warning("%s", exc)
+            return
+        from daemon.reporting import report_cycle
+        report_cycle(config, store, result, metrics=self.metrics)
+        issued = sum(1 for c in result.certificates if c.action == "issued")
+        failed = sum(1 for c in result.certificates if c.action == "failed") + \
+            sum(1 for t in result.targets if t.error)
+        log.info("cycle done in %.1fs: %d issued, %d failed, %d target(s) checked",
+                 (result.finished - result.started).total_seconds(), issued, failed, len(result.targets))
+        self._schedule_retry(store)
+
+    def _schedule_retry(self, store: StateStore) -> None:
+        """A failed certificate comes back on its own backoff, not only at the next cycle."""
+        if self.scheduler is None:
+            return
+        soonest = None
+        for cert in self.config.certificates:
+            try:
+                nxt = parse_time(store.read_runtime(cert.name).get("next_attempt"))
+            except Exception:  # noqa: BLE001 - a bad runtime file is reported by the cycle
+                continue
+            if nxt is not None and (soonest is None or nxt < soonest):
+                soonest = nxt
+        if soonest is not None:
+            self.scheduler.request_early_run(max(soonest, datetime.now(UTC)))
+
+    def reload(self) -> None:
+        from daemon.config_load import ConfigError
+        try:
+            new = self.config_loader()
+        except ConfigError as exc:
+            for line in exc.lines():
+                log.error("reload refused, keeping the old configuration: %s", line)
+            return
+        self.config = new
+        log.info("configuration reloaded from %s (%d certificate(s))", new.path, len(new.certificates))
+        if self.scheduler is not None:
+            self.scheduler.reschedule(new.schedule)
+
+    def run(self) -> int:
+        from daemon import sdnotify
+        from daemon.scheduler import DaemonScheduler, install_signal_handlers
+
+        StateStore(self.config.state_dir).ensure()
+        if self.config.metrics.listen:
+            from daemon.metrics import DaemonMetrics, MetricsServer
+            self.metrics = DaemonMetrics()
+            self.metrics_server = MetricsServer(self.metrics, self.config.metrics.listen)
+            self.metrics_server.start()
+            log.info("metrics at http://%s/metrics", self.config.metrics.listen)
+        self.scheduler = DaemonScheduler(self.run_cycle, self.config.schedule, log=log)
+
+        def on_stop() -> None:
+            if not self.stop_event.is_set():
+                log.info("stopping: finishing or abandoning in-flight work")
+                sdnotify.stopping()
+                self.stop_event.set()
+
+        def on_reload() -> None:
+            threading.Thread(target=self.reload, name="reload", daemon=True).start()
+
+        restore = install_signal_handlers(on_stop, on_reload)
+        try:
+            self.scheduler.start()
+            sdnotify.ready()
+            sdnotify.status("running")
+            interval = sdnotify.watchdog_interval()
+            drained = self.scheduler.run_forever(
+                self.stop_event, heartbeat=sdnotify.watchdog if interval else None,
+                heartbeat_interval=interval, drain_timeout=DRAIN_SECONDS)
+        finally:
+            restore()
+            if self.metrics_server is not None:
+                self.metrics_server.stop()
+        if not drained:
+            # A step that ignores the stop flag must not keep the process past systemd's stop
+            # timeout; the journal and the state lock make the next run clean up after it.
+            log.warning("exiting with work still in flight; the next run cleans up after it")
+            logging.shutdown()
+            os._exit(0)
+        log.info("stopped")
+        return 0
+
+
+def run_daemon(config: Config, *, config_loader: Callable[[], Config]) -> int:
+    return Service(config, config_loader).run()

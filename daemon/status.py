@@ -1,0 +1,72 @@
+"""``alicertd status``: what is managed, from the state dir alone (no network, no lock)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from daemon.config import Config
+from daemon.cycle import rfc3339
+from daemon.state import StateError, StateStore
+from daemon.tables import render_table
+
+
+def collect_status(config: Config, now: datetime | None = None) -> dict[str, Any]:
+    """The contract's ``status --json`` document."""
+    from daemon.keys import certificate_info
+    now = now or datetime.now(UTC)
+    store = StateStore(config.state_dir)
+    certs = []
+    for cert in config.certificates:
+        entry: dict[str, Any] = {"name": cert.name, "domains": list(cert.domains), "serial": None,
+                                 "issuer": None, "not_after": None, "days_left": None,
+                                 "last_result": None, "last_error": None, "last_success": None,
+                                 "next_attempt": None, "targets": []}
+        try:
+            stored = store.read_certificate(cert.name) if store.exists() else None
+            runtime = store.read_runtime(cert.name) if store.exists() else {}
+            records = store.read_deploy(cert.name) if store.exists() else {}
+        except StateError as exc:
+            entry["last_error"] = str(exc)
+            certs.append(entry)
+            continue
+        if stored is not None:
+            info = certificate_info(stored.fullchain_pem)
+            entry.update(serial=info.serial, issuer=info.issuer, not_after=rfc3339(info.not_after),
+                         days_left=int((info.not_after - now).total_seconds() // 86400),
+                         issued_domains=list(info.sans))
+        entry.update(last_result=runtime.get("last_result"), last_error=runtime.get("last_error"),
+                     last_success=runtime.get("last_success"), next_attempt=runtime.get("next_attempt"))
+        from providers.registry import get_provider
+        for deploy in cert.deploy:
+            for target in get_provider(deploy.provider).expand(deploy.settings):
+                rec = records.get(f"{target.provider}:{target.name}", {})
+                entry["targets"].append({
+                    "provider": target.provider, "target": target.name, "serial": rec.get("serial"),
+                    "state": rec.get("state"), "verified_at": rec.get("verified_at"),
+                    "deployed_at": rec.get("deployed_at"), "last_error": rec.get("last_error")})
+        certs.append(entry)
+    return {"certificates": certs, "state_dir": str(config.state_dir), "generated_at": rfc3339(now)}
+
+
+def run_status(config: Config, *, as_json: bool) -> int:
+    doc = collect_status(config)
+    if as_json:
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    rows = [[c["name"], ", ".join(c["domains"]), c["serial"] or "-", c["issuer"] or "-",
+             c["not_after"] or "-", "-" if c["days_left"] is None else str(c["days_left"]),
+             c["last_result"] or "-", c["last_error"] or ""] for c in doc["certificates"]]
+    print(render_table(["certificate", "domains", "serial", "issuer", "not after", "days left",
+                        "last result", "last error"], rows))
+    trows = [[c["name"], t["provider"], t["target"], t["serial"] or "-", t["state"] or "-",
+              t["verified_at"] or "-", t["last_error"] or ""]
+             for c in doc["certificates"] for t in c["targets"]]
+    if trows:
+        print()
+        print(render_table(["certificate", "provider", "target", "serving serial", "state",
+                            "verified at", "last error"], trows))
+    return 0

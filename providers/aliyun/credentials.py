@@ -1,0 +1,215 @@
+"""Which Alibaba Cloud credentials alicertd uses, decided by us and nobody else.
+
+Precedence, first match wins:
+
+1. ``[aliyun] access_key_id`` + ``access_key_secret`` (+ ``security_token`` → STS);
+2. env ``ALIBABA_CLOUD_ACCESS_KEY_ID`` + ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``
+   (+ ``ALIBABA_CLOUD_SECURITY_TOKEN``);
+3. ``[aliyun] ram_role``: STS credentials of the ECS instance RAM role, fetched by us from the
+   instance metadata service.
+
+Why not the SDK's own mechanisms: its ``EcsRamRoleCredential`` fetches without a timeout from a
+hard-coded host and ignores ``Expiration``, and its ``SignerFactory`` lets env
+``ALIYUN_ACCESS_KEY_ID``/``_SECRET`` silently override any credential object
+(/work/shared/aliyun-api.md §2.4). The client hands what this module returns to the SDK
+explicitly, so those variables never win; it warns when they are set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import requests
+
+from daemon.config import AliyunConfig
+from providers.base import CredentialError
+
+ENV_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
+ENV_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
+ENV_TOKEN = "ALIBABA_CLOUD_SECURITY_TOKEN"
+#: Read by the SDK's SignerFactory ahead of any credential object; never by alicertd.
+SDK_ENV_OVERRIDES = ("ALIYUN_ACCESS_KEY_ID", "ALIYUN_ACCESS_KEY_SECRET")
+
+METADATA_PATH = "/latest/meta-data/ram/security-credentials/"
+METADATA_TIMEOUT = (2.0, 5.0)  # connect, read
+REFRESH_MARGIN = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """One usable key. ``repr``/``str`` show the source and AccessKeyId only."""
+
+    access_key_id: str
+    access_key_secret: str = field(repr=False)
+    security_token: str | None = field(default=None, repr=False)
+    source: str = "config"
+    expiration: datetime | None = None  # UTC; only for RAM-role (metadata) credentials
+
+    def describe(self) -> str:
+        """For logs: where the key came from and its AccessKeyId, nothing secret."""
+        kind = " (STS)" if self.security_token else ""
+        return f"{self.source}{kind}, AccessKeyId {self.access_key_id}"
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _parse_expiration(text: object) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class CredentialSource:
+    """Chooses the credential source once (no network), hands out current credentials and
+    refreshes RAM-role credentials 5 minutes before ``Expiration`` or on demand (an API call
+    failed with an expired token). Thread-safe."""
+
+    def __init__(self, config: AliyunConfig, *, log: logging.Logger,
+                 env: Mapping[str, str] | None = None, now: Callable[[], datetime] = _utcnow,
+                 session: requests.Session | None = None):
+        self._log = log
+        self._now = now
+        self._lock = threading.Lock()
+        self._current: Credentials | None = None
+        self._problem: str | None = None
+        self.role: str | None = None
+        self._metadata_base = config.metadata_endpoint.rstrip("/")
+        env = os.environ if env is None else env
+        if config.access_key_id or config.access_key_secret:
+            if not (config.access_key_id and config.access_key_secret):
+                self._problem = ("aliyun: set both access_key_id and access_key_secret in [aliyun] "
+                                 "(one of them is empty)")
+            else:
+                self._current = Credentials(config.access_key_id, config.access_key_secret,
+                                            config.security_token or None, source="config [aliyun]")
+        elif env.get(ENV_KEY_ID) or env.get(ENV_KEY_SECRET):
+            if not (env.get(ENV_KEY_ID) and env.get(ENV_KEY_SECRET)):
+                self._problem = (f"aliyun: set both {ENV_KEY_ID} and {ENV_KEY_SECRET} "
+                                 "(one of them is empty)")
+            else:
+                self._current = Credentials(env[ENV_KEY_ID], env[ENV_KEY_SECRET],
+                                            env.get(ENV_TOKEN) or None, source=f"env {ENV_KEY_ID}")
+        elif config.ram_role:
+            self.role = config.ram_role
+        else:
+            self._problem = (
+                "aliyun: no credentials: set access_key_id and access_key_secret in [aliyun], "
+                f"or env {ENV_KEY_ID} and {ENV_KEY_SECRET}, or ram_role in [aliyun] on an ECS "
+                "instance with a RAM role")
+        self._session = session
+
+    # -- what callers use ------------------------------------------------------
+
+    @property
+    def refreshable(self) -> bool:
+        return self.role is not None
+
+    def describe(self) -> str:
+        """The chosen source, without fetching anything."""
+        if self._problem:
+            return "no credentials"
+        if self.role is not None:
+            return f"RAM role {self.role} via instance metadata {self._metadata_base}"
+        assert self._current is not None
+        return self._current.describe()
+
+    def get(self) -> Credentials:
+        """Current credentials; fetches/refreshes RAM-role credentials when due."""
+        if self._problem:
+            raise CredentialError(self._problem)
+        with self._lock:
+            if self.role is not None and self._due():
+                self._current = self._fetch_role(keep_on_failure=True)
+            assert self._current is not None
+            return self._current
+
+    def refresh(self, stale: Credentials | None = None) -> Credentials | None:
+        """Fetch new RAM-role credentials now (the API said the token expired); None when the
+        source cannot be refreshed (static keys). ``stale`` avoids a second fetch when another
+        thread already refreshed the credentials that failed."""
+        if self.role is None:
+            return None
+        with self._lock:
+            if stale is not None and self._current is not None and self._current != stale:
+                return self._current
+            self._current = self._fetch_role(keep_on_failure=False)
+            return self._current
+
+    # -- RAM role ----------------------------------------------------------------
+
+    def _due(self) -> bool:
+        cur = self._current
+        if cur is None:
+            return True
+        if cur.expiration is None:
+            return False
+        return self._now() >= cur.expiration - REFRESH_MARGIN
+
+    def _fetch_role(self, *, keep_on_failure: bool) -> Credentials:
+        try:
+            return self._fetch_role_once()
+        except CredentialError:
+            cur = self._current
+            if keep_on_failure and cur is not None and (cur.expiration is None
+                                                        or self._now() < cur.expiration):
+                self._log.warning("aliyun: refreshing RAM role %s credentials failed; the current "
+                                  "ones stay valid until %s", self.role, cur.expiration)
+                return cur
+            raise
+
+    def _fetch_role_once(self) -> Credentials:
+        role = self.role
+        url = f"{self._metadata_base}{METADATA_PATH}{role}"
+        session = self._session
+        if session is None:
+            # The metadata service is link-local: never through HTTP(S)_PROXY.
+            session = self._session = requests.Session()
+            session.trust_env = False
+        try:
+            resp = session.get(url, timeout=METADATA_TIMEOUT, allow_redirects=False)
+        except requests.RequestException as exc:
+            raise CredentialError(
+                f"aliyun: cannot fetch RAM role {role} credentials from instance metadata "
+                f"{self._metadata_base}: {type(exc).__name__}", retryable=True) from None
+        if resp.status_code == 404:
+            raise CredentialError(f"aliyun: RAM role {role} is not attached to this instance "
+                                  f"(metadata {self._metadata_base} answered 404)")
+        if resp.status_code != 200:
+            raise CredentialError(f"aliyun: instance metadata {self._metadata_base} answered HTTP "
+                                  f"{resp.status_code} for RAM role {role}",
+                                  retryable=resp.status_code >= 500)
+        try:
+            data = resp.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise CredentialError(f"aliyun: instance metadata answer for RAM role {role} is not "
+                                  "a JSON object")
+        if data.get("Code") != "Success":
+            raise CredentialError(f"aliyun: instance metadata refused credentials for RAM role "
+                                  f"{role}: Code {str(data.get('Code'))[:64]!r}")
+        key_id, secret, token = (data.get("AccessKeyId"), data.get("AccessKeySecret"),
+                                 data.get("SecurityToken"))
+        if not (isinstance(key_id, str) and isinstance(secret, str) and isinstance(token, str)
+                and key_id and secret and token):
+            raise CredentialError(f"aliyun: instance metadata answer for RAM role {role} lacks "
+                                  "AccessKeyId, AccessKeySecret or SecurityToken")
+        expiration = _parse_expiration(data.get("Expiration"))
+        creds = Credentials(key_id, secret, token, source=f"RAM role {role}", expiration=expiration)
+        self._log.info("aliyun: fetched credentials of RAM role %s (AccessKeyId %s, expires %s)",
+                       role, key_id, expiration.isoformat() if expiration else "unknown")
+        return creds

@@ -1,0 +1,232 @@
+"""Alibaba Cloud API Gateway (CloudAPI) as a deploy target: one custom domain of one API group.
+
+Groups are regional: every call goes to the group's region (``region`` in the deploy block,
+default ``[aliyun].region``); asking the wrong region answers ``NotFoundApiGroup``.
+
+Bind: ``SetDomainCertificate`` replaces the domain's certificate in place (the domain must
+already be bound to the group). The CertificateName is derived from the certificate (see
+``certnames``: 4-50 characters, starting with a letter), so a page of ``DescribeApiGroup``
+tells which certificate each custom domain holds.
+
+Read: one ``DescribeApiGroup`` per (region, group) covers all of its custom domains;
+``DescribeDomain`` (exact, it returns the PEM; and the private key, which we never keep or log)
+only where the group's list cannot tell.
+
+Verify: API Gateway documents no asynchronous state; read back with DescribeDomain until it
+returns our certificate, then (``[verify] tls``) a handshake must present our leaf.
+
+RAM actions: apigateway:DescribeApiGroup, apigateway:DescribeDomain,
+apigateway:SetDomainCertificate.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aliyunsdkcloudapi.request.v20160714.DescribeApiGroupRequest import DescribeApiGroupRequest
+from aliyunsdkcloudapi.request.v20160714.DescribeDomainRequest import DescribeDomainRequest
+from aliyunsdkcloudapi.request.v20160714.SetDomainCertificateRequest import SetDomainCertificateRequest
+
+from daemon.domains import normalize_domain
+from daemon.durations import format_duration
+from providers.base import (
+    Binding,
+    CertificateBundle,
+    ConfigDefaults,
+    ConfigErrors,
+    CredentialError,
+    ProviderContext,
+    ProviderError,
+    Target,
+    VerificationError,
+)
+from providers.certnames import (
+    APIGATEWAY_NAME_MAX,
+    KnownCertificates,
+    cert_name,
+    fingerprint_prefix,
+    leaf_of_bundle,
+    leaf_of_pem,
+)
+from providers.settings import Section
+from providers.tls import POLL_INTERVALS, wait_for, wait_for_edge
+
+_REGION = re.compile(r"^[a-z]{2,}(?:-[a-z0-9]+)+$")
+_GROUP_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class ApiGatewaySettings:
+    region: str
+    group_id: str
+    domain: str
+
+
+def _request(cls: type, **params: Any) -> Any:
+    request = cls()
+    request.set_method("POST")  # CloudAPI request classes default to GET: keys would be in the URL
+    for key, value in params.items():
+        request.add_query_param(key, value)
+    return request
+
+
+class ApiGatewayProvider:
+    """Deploy to an API Gateway custom domain (``[[certificate.deploy]] provider = "apigateway"``)."""
+
+    kind = "deploy"
+    name = "apigateway"
+
+    poll_intervals = POLL_INTERVALS
+
+    def __init__(self, ctx: ProviderContext, api: Any = None):
+        from providers.aliyun.client import AliyunApi
+
+        self.ctx = ctx
+        self.api = api if api is not None else AliyunApi(ctx.config.aliyun, log=ctx.log, stop=ctx.stop)
+        self.known = KnownCertificates(ctx.config.state_dir)
+        self.clock = time.monotonic
+
+    # ------------------------------------------------------------------ config
+
+    @classmethod
+    def parse_config(cls, raw: Mapping[str, Any], path: str, errors: ConfigErrors,
+                     defaults: ConfigDefaults) -> ApiGatewaySettings | None:
+        before = len(errors)
+        s = Section(raw, path, errors)
+        group_id = s.str("group_id", required=True)
+        domain_text = s.str("domain", required=True)
+        region = s.str("region", defaults.region)
+        s.finish()
+        if group_id is not None and not _GROUP_ID.match(group_id):
+            s.error("group_id", f"invalid API group id {group_id!r}")
+        if region is not None and not _REGION.match(region):
+            s.error("region", f"invalid region {region!r} (e.g. \"cn-shanghai\")")
+        domain = None
+        if domain_text is not None:
+            try:
+                domain = normalize_domain(domain_text)
+            except ValueError as exc:
+                s.error("domain", str(exc))
+        if len(errors) > before or group_id is None or domain is None or region is None:
+            return None
+        return ApiGatewaySettings(region=region, group_id=group_id, domain=domain)
+
+    @classmethod
+    def expand(cls, settings: ApiGatewaySettings) -> list[Target]:
+        name = f"{settings.region}/{settings.group_id}/{settings.domain}"
+        return [Target(cls.name, name, settings, domain=settings.domain)]
+
+    # ------------------------------------------------------------------ read
+
+    def read_bindings(self, targets: Sequence[Target]) -> dict[Target, Binding]:
+        groups: dict[tuple[str, str], list[Target]] = {}
+        for target in targets:
+            s: ApiGatewaySettings = target.settings
+            groups.setdefault((s.region, s.group_id), []).append(target)
+        result: dict[Target, Binding] = {}
+        for (region, group_id), members in sorted(groups.items()):
+            try:
+                body = self.api.call("apigateway", _request(DescribeApiGroupRequest, GroupId=group_id),
+                                     region=region)
+            except CredentialError:
+                raise
+            except ProviderError as exc:
+                result.update((t, Binding("unknown", detail=str(exc))) for t in members)
+                continue
+            domains = body.get("CustomDomains") or {}
+            items = domains.get("DomainItem") if isinstance(domains, dict) else None
+            by_name = {str(i.get("DomainName") or "").lower(): i
+                       for i in (items or []) if isinstance(i, dict)}
+            for target in members:
+                result[target] = self._binding(target.settings, by_name.get(target.settings.domain))
+        return result
+
+    def _binding(self, s: ApiGatewaySettings, item: Mapping[str, Any] | None) -> Binding:
+        if item is None:
+            return Binding("error", detail=f"{s.domain} is not a custom domain of API group "
+                                           f"{s.group_id} in {s.region}")
+        name = item.get("CertificateName") or None
+        if not name and not item.get("CertificateId"):
+            return Binding("none")
+        prefix = fingerprint_prefix(name)
+        leaf = self.known.lookup(prefix) if prefix else None
+        if leaf is not None:
+            return Binding("ok", serial=leaf.serial, fingerprint=leaf.fingerprint,
+                           not_after=leaf.not_after, cert_name=name)
+        try:
+            return self._domain_info(s)
+        except CredentialError:
+            raise
+        except ProviderError as exc:
+            return Binding("unknown", cert_name=name, detail=str(exc))
+
+    def _domain_info(self, s: ApiGatewaySettings) -> Binding:
+        """What DescribeDomain says the domain serves (exact: the certificate body)."""
+        body = self.api.call("apigateway", _request(DescribeDomainRequest, GroupId=s.group_id,
+                                                    DomainName=s.domain), region=s.region)
+        name = body.get("CertificateName") or None
+        pem = body.get("CertificateBody")
+        if not pem:
+            return Binding("none", cert_name=name)
+        try:
+            leaf = leaf_of_pem(pem)
+        except ValueError as exc:
+            return Binding("unknown", cert_name=name, detail=f"unreadable certificate body: {exc}")
+        return Binding("ok", serial=leaf.serial, fingerprint=leaf.fingerprint,
+                       not_after=leaf.not_after, cert_name=name)
+
+    # ------------------------------------------------------------------ bind
+
+    def bind(self, target: Target, bundle: CertificateBundle) -> None:
+        """Replace the domain's certificate. Naturally idempotent: setting the same name and
+        certificate again changes nothing."""
+        s: ApiGatewaySettings = target.settings
+        name = cert_name(bundle.name, bundle.fingerprint, APIGATEWAY_NAME_MAX)
+        self.api.call("apigateway", _request(SetDomainCertificateRequest, GroupId=s.group_id,
+                                             DomainName=s.domain, CertificateName=name,
+                                             CertificateBody=bundle.fullchain_pem,
+                                             CertificatePrivateKey=bundle.key_pem),
+                      region=s.region)
+        self.known.add(leaf_of_bundle(bundle))
+        self.ctx.log.info("apigateway: %s: bound %s (serial %s)", target.name, name, bundle.serial)
+
+    # ------------------------------------------------------------------ verify
+
+    def verify(self, target: Target, bundle: CertificateBundle, deadline: float) -> Binding:
+        s: ApiGatewaySettings = target.settings
+        self.known.add(leaf_of_bundle(bundle))
+        started = self.clock()
+        last = ["has not answered"]
+
+        def settled() -> Binding | None:
+            try:
+                binding = self._domain_info(s)
+            except CredentialError:
+                raise
+            except ProviderError as exc:
+                if not exc.retryable:
+                    raise
+                last[0] = f"could not be read ({exc})"
+                return None
+            if binding.fingerprint == bundle.fingerprint:
+                return binding
+            last[0] = (f"still serves serial {binding.serial}" if binding.serial
+                       else f"serves no certificate ({binding.detail or binding.state})")
+            return None
+
+        binding = wait_for(settled, deadline=deadline, stop=self.ctx.stop,
+                           what=f"apigateway: {target.name}", clock=self.clock,
+                           intervals=self.poll_intervals)
+        if binding is None:
+            raise VerificationError(f"apigateway: {s.domain} (group {s.group_id}, {s.region}) "
+                                    f"{last[0]} after {format_duration(self.clock() - started)}")
+        verify = self.ctx.config.verify
+        if verify.tls:
+            wait_for_edge("apigateway", s.domain, bundle, connect_to=verify.connect_to,
+                          deadline=deadline, stop=self.ctx.stop, started=started, clock=self.clock,
+                          intervals=self.poll_intervals)
+        return binding

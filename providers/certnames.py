@@ -1,0 +1,146 @@
+"""The names alicertd gives certificates in Alibaba Cloud, and how a name is read back.
+
+CDN upload mode stores each certificate in the account's certificate store under ``CertName``,
+and a name can hold only one certificate ("The certificate name already exists"). API Gateway
+keeps a ``CertificateName`` per custom domain. Both names are derived from the certificate
+itself, ``alicertd-<certificate name>-<first 12 hex of the SHA-256 fingerprint>``:
+
+- a retry after a crash computes the same name, so it reuses the upload instead of colliding;
+- the name alone identifies our certificate. DescribeCdnHttpsDomainList and DescribeApiGroup
+  report names but no PEM, so reading 1,000 bindings costs pages, not 1,000 detail calls.
+
+Twelve hex digits are 48 bits: no two certificates of one account will share them. Mapping a
+name back to the full fingerprint needs the certificate: :class:`KnownCertificates` holds the
+ones this state directory manages (the current chains, by the contract path
+``state_dir/certificates/NAME/fullchain.pem``, plus every bundle a provider bound this run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from providers.base import CertificateBundle
+
+PREFIX = "alicertd-"
+FP_LEN = 12
+
+#: CDN CertName: the upload lands in the certificate store (CAS), whose names are unique per
+#: account and at most 64 characters (CAS UploadUserCertificate ``Name``).
+CDN_NAME_MAX = 64
+#: API Gateway CertificateName: 4 to 50 characters, starting with a letter.
+APIGATEWAY_NAME_MAX = 50
+
+_OURS = re.compile(r"^alicertd-(?:[a-z0-9-]*-)?([0-9a-f]{12})$")
+
+
+def cert_name(name: str, fingerprint: str, max_len: int) -> str:
+    """``alicertd-<name>-<fp12>``, the certificate name shortened to fit ``max_len``.
+
+    The fingerprint part is never cut: it is what makes the name unique and recognisable.
+    """
+    room = max_len - len(PREFIX) - 1 - FP_LEN
+    if room < 1:
+        raise ValueError(f"a certificate name limit of {max_len} characters is too short")
+    short = re.sub(r"[^a-z0-9-]+", "-", name.lower())[:room].strip("-") or "cert"
+    return f"{PREFIX}{short}-{fingerprint[:FP_LEN].lower()}"
+
+
+def fingerprint_prefix(name: str | None) -> str | None:
+    """The 12-hex fingerprint prefix when ``name`` is one alicertd made, else None."""
+    if not name:
+        return None
+    match = _OURS.match(name.strip().lower())
+    return match.group(1) if match else None
+
+
+# --------------------------------------------------------------------------- leaf identity
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """Who a served certificate is: serial (lowercase hex), SHA-256 fingerprint, expiry."""
+
+    serial: str
+    fingerprint: str
+    not_after: datetime
+
+
+def leaf_of_der(der: bytes) -> Leaf:
+    cert = x509.load_der_x509_certificate(der)
+    return Leaf(serial=format(cert.serial_number, "x"),
+                fingerprint=hashlib.sha256(der).hexdigest(),
+                not_after=cert.not_valid_after_utc)
+
+
+def leaf_of_pem(pem: str | bytes) -> Leaf:
+    """The first certificate of a PEM chain (the leaf). ValueError when there is none."""
+    data = pem.encode("ascii", "replace") if isinstance(pem, str) else pem
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise ValueError(f"not a PEM certificate chain ({exc})") from None
+    return leaf_of_der(certs[0].public_bytes(Encoding.DER))
+
+
+def leaf_of_bundle(bundle: CertificateBundle) -> Leaf:
+    return Leaf(bundle.serial, bundle.fingerprint, bundle.not_after)
+
+
+def parse_api_time(text: object) -> datetime | None:
+    """Expiry times as the APIs print them: ``2018-06-03T22:03:39Z``, ``2018-12-26 14:45:09``
+    (CDN list, no zone: taken as UTC) or epoch milliseconds (API Gateway)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return datetime.fromtimestamp(text / 1000, tz=timezone.utc)
+    if not isinstance(text, str) or not text.strip():
+        return None
+    value = text.strip()
+    if value.isdigit():
+        return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+# --------------------------------------------------------------------------- known certificates
+
+
+class KnownCertificates:
+    """Fingerprint prefix -> :class:`Leaf` for the certificates alicertd manages here.
+
+    Loaded lazily, once, from ``state_dir/certificates/*/fullchain.pem``; every bundle a
+    provider binds or verifies is added. A prefix found in an API's list but not here (an older
+    certificate of ours, another installation's) is resolved by a detail call instead.
+    """
+
+    def __init__(self, state_dir: Path | None):
+        self._state_dir = state_dir
+        self._loaded = state_dir is None
+        self._by_prefix: dict[str, Leaf] = {}
+
+    def add(self, leaf: Leaf) -> None:
+        self._by_prefix[leaf.fingerprint[:FP_LEN].lower()] = leaf
+
+    def lookup(self, prefix: str) -> Leaf | None:
+        if not self._loaded:
+            self._loaded = True
+            self._load()
+        return self._by_prefix.get(prefix.lower())
+
+    def _load(self) -> None:
+        base = self._state_dir / "certificates" if self._state_dir else None
+        if base is None or not base.is_dir():
+            return
+        for chain in sorted(base.glob("*/fullchain.pem")):
+            try:
+                self.add(leaf_of_pem(chain.read_bytes()))
+            except (OSError, ValueError):
+                continue  # the state store reports unreadable files; here it is only a shortcut
