@@ -294,7 +294,7 @@ def _array_of_tables(top: Section, key: str) -> list[tuple[str, Any]]:
     if not isinstance(value, list):
         top.error(key, f"expected an array of tables ([[{key}]])")
         return []
-    return [(f"{key}[{i}]", item) for i, item in enumerate(value)]
+    return [(f"{top.key_path(key)}[{i}]", item) for i, item in enumerate(value)]
 
 
 def _parse_notify(top: Section, errors: ConfigErrors) -> list[NotifyConfig]:

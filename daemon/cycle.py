@@ -201,8 +201,11 @@ class Cycle:
             if last and nxt:
                 failure = planner.FailureState(int(runtime["failures"]), last, nxt)
         renew_days = cert.renew_before_days or self.config.acme.renew_before_days
-        decision = planner.plan_certificate(cert, issued, renew_before_days=renew_days, force=forced,
-                                            now=now, failure=failure)
+        revoked = issued is not None and runtime.get("revoked_serial") == issued.serial
+        decision = planner.plan_certificate(cert, issued, renew_before_days=renew_days,
+                                            force=forced or revoked, now=now, failure=failure)
+        if revoked and not forced:
+            decision = planner.CertDecision(cert.name, True, "revoked", None)
         outcome = CertOutcome(cert.name, decision)
         if issued is not None:
             outcome.serial, outcome.not_after = issued.serial, issued.not_after

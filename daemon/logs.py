@@ -244,10 +244,33 @@ def setup_logging(level: str = "info", fmt: str = "text", *, stream: TextIO | No
             root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric)
-    for name, floor in CLAMPED_LOGGERS.items():
-        logger = logging.getLogger(name)
-        logger.setLevel(max(floor, numeric))
+    clamp_library_loggers(numeric)
     return handler
+
+
+def clamp_library_loggers(level: int = logging.NOTSET) -> None:
+    """Raise the clamped loggers (and every existing child) to at least their floor.
+
+    ``aliyunsdkcore.http.http_response`` sets its own logger to DEBUG and gives it a bare stderr
+    handler at import time (printing with ``DEBUG=sdk``), past any root handler and its
+    redaction. It is imported here first so that its import cannot undo the clamp later; its
+    private handlers are removed so everything goes through ours.
+    """
+    try:
+        import aliyunsdkcore.http.http_response  # noqa: F401 - for its import-time side effects
+    except ImportError:
+        pass
+    manager = logging.Logger.manager
+    for name, floor in CLAMPED_LOGGERS.items():
+        names = [name] + [n for n in list(manager.loggerDict) if n.startswith(name + ".")]
+        for logger_name in names:
+            logger = logging.getLogger(logger_name)
+            if logger_name != name:
+                logger.setLevel(logging.NOTSET if logger.level < floor else logger.level)
+            for h in list(logger.handlers):
+                if name == "aliyunsdkcore" and not isinstance(h, logging.NullHandler):
+                    logger.removeHandler(h)
+        logging.getLogger(name).setLevel(max(floor, level))
 
 
 # --------------------------------------------------------------------------- adapters

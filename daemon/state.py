@@ -253,6 +253,22 @@ class StateStore:
     def write_account_key(self, pem: bytes) -> None:
         atomic_write(self.root / "account" / "key.pem", pem, KEY_MODE)
 
+    def read_next_account_key(self) -> bytes | None:
+        return _read_bytes(self.root / "account" / "key.next.pem")
+
+    def write_next_account_key(self, pem: bytes) -> None:
+        """Stage a rollover key before asking the CA, so that a crash right after the CA
+        accepted it cannot lose the account."""
+        atomic_write(self.root / "account" / "key.next.pem", pem, KEY_MODE)
+
+    def promote_next_account_key(self) -> None:
+        os.replace(self.root / "account" / "key.next.pem", self.root / "account" / "key.pem")
+        _fsync_dir(self.root / "account")
+
+    def discard_next_account_key(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.root / "account" / "key.next.pem")
+
     def read_account(self) -> dict[str, Any] | None:
         data = _read_json(self.root / "account" / "account.json")
         if data is not None and not isinstance(data, dict):

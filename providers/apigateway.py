@@ -33,6 +33,7 @@ from aliyunsdkcloudapi.request.v20160714.SetDomainCertificateRequest import SetD
 
 from daemon.domains import normalize_domain
 from daemon.durations import format_duration
+from providers.aliyun.client import AliyunApi
 from providers.base import (
     Binding,
     CertificateBundle,
@@ -68,10 +69,14 @@ class ApiGatewaySettings:
 
 def _request(cls: type, **params: Any) -> Any:
     request = cls()
-    request.set_method("POST")  # CloudAPI request classes default to GET: keys would be in the URL
     for key, value in params.items():
         request.add_query_param(key, value)
     return request
+
+
+def _state(domain: Mapping[str, Any]) -> str:
+    """``pending`` while DomainBindingStatus is BINDING (a change not yet live), else ``ok``."""
+    return "pending" if str(domain.get("DomainBindingStatus") or "").upper() == "BINDING" else "ok"
 
 
 class ApiGatewayProvider:
@@ -83,8 +88,6 @@ class ApiGatewayProvider:
     poll_intervals = POLL_INTERVALS
 
     def __init__(self, ctx: ProviderContext, api: Any = None):
-        from providers.aliyun.client import AliyunApi
-
         self.ctx = ctx
         self.api = api if api is not None else AliyunApi(ctx.config.aliyun, log=ctx.log, stop=ctx.stop)
         self.known = KnownCertificates(ctx.config.state_dir)
@@ -155,7 +158,7 @@ class ApiGatewayProvider:
         prefix = fingerprint_prefix(name)
         leaf = self.known.lookup(prefix) if prefix else None
         if leaf is not None:
-            return Binding("ok", serial=leaf.serial, fingerprint=leaf.fingerprint,
+            return Binding(_state(item), serial=leaf.serial, fingerprint=leaf.fingerprint,
                            not_after=leaf.not_after, cert_name=name)
         try:
             return self._domain_info(s)
@@ -176,7 +179,7 @@ class ApiGatewayProvider:
             leaf = leaf_of_pem(pem)
         except ValueError as exc:
             return Binding("unknown", cert_name=name, detail=f"unreadable certificate body: {exc}")
-        return Binding("ok", serial=leaf.serial, fingerprint=leaf.fingerprint,
+        return Binding(_state(body), serial=leaf.serial, fingerprint=leaf.fingerprint,
                        not_after=leaf.not_after, cert_name=name)
 
     # ------------------------------------------------------------------ bind
@@ -212,10 +215,13 @@ class ApiGatewayProvider:
                     raise
                 last[0] = f"could not be read ({exc})"
                 return None
-            if binding.fingerprint == bundle.fingerprint:
+            if binding.fingerprint == bundle.fingerprint and binding.state == "ok":
                 return binding
-            last[0] = (f"still serves serial {binding.serial}" if binding.serial
-                       else f"serves no certificate ({binding.detail or binding.state})")
+            if binding.fingerprint == bundle.fingerprint:
+                last[0] = "is still binding (DomainBindingStatus BINDING)"
+            else:
+                last[0] = (f"still serves serial {binding.serial}" if binding.serial
+                           else f"serves no certificate ({binding.detail or binding.state})")
             return None
 
         binding = wait_for(settled, deadline=deadline, stop=self.ctx.stop,

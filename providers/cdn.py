@@ -41,6 +41,7 @@ from aliyunsdkcdn.request.v20180510.SetCdnDomainSSLCertificateRequest import (
 
 from daemon.domains import normalize_domain
 from daemon.durations import format_duration
+from providers.aliyun.client import AliyunApi
 from providers.base import (
     Binding,
     CertificateBundle,
@@ -64,9 +65,11 @@ from providers.certnames import (
 from providers.settings import Section
 from providers.tls import POLL_INTERVALS, wait_for, wait_for_edge
 
-#: Entries per DescribeCdnHttpsDomainList page. The API documents no maximum for CDN (its DCDN
-#: twin and DescribeUserDomains allow 500); a server that returns fewer is paged correctly.
-PAGE_SIZE = 500
+#: Entries per DescribeCdnHttpsDomainList page, largest first. The API documents no maximum
+#: for CDN (only "default 20"); its DCDN twin and DescribeUserDomains allow 500. Should the
+#: service refuse a size, the next smaller one is tried; a server that returns fewer entries
+#: than asked for is paged correctly anyway.
+PAGE_SIZES = (500, 100, 20)
 
 #: DescribeDomainCertificateInfo ``Status`` values of a rollout still under way; ``success``
 #: is settled, anything else (cname_error, failed, *_timeout, ...) is a failure.
@@ -105,12 +108,10 @@ class CdnProvider:
     kind = "deploy"
     name = "cdn"
 
-    page_size = PAGE_SIZE
+    page_sizes = PAGE_SIZES
     poll_intervals = POLL_INTERVALS
 
     def __init__(self, ctx: ProviderContext, api: Any = None):
-        from providers.aliyun.client import AliyunApi
-
         self.ctx = ctx
         self.api = api if api is not None else AliyunApi(ctx.config.aliyun, log=ctx.log, stop=ctx.stop)
         self.known = KnownCertificates(ctx.config.state_dir)
@@ -156,8 +157,7 @@ class CdnProvider:
         page, seen = 1, 0
         try:
             while unread:
-                body = self.api.call("cdn", _request(DescribeCdnHttpsDomainListRequest,
-                                                     PageNumber=page, PageSize=self.page_size))
+                body = self._list_page(page)
                 items = _items(body, "CertInfos", "CertInfo")
                 for item in items:
                     domain = str(item.get("DomainName") or "").lower()
@@ -169,9 +169,8 @@ class CdnProvider:
                 if not items or seen >= total:
                     found.update((domain, Binding("none")) for domain in unread)
                     unread.clear()
-                    break
-                if len(unread) < math.ceil((total - seen) / len(items)):
-                    break
+                elif len(unread) < math.ceil((total - seen) / len(items)):
+                    break  # fewer domains left to find than pages left to read
                 page += 1
         except CredentialError:
             raise
@@ -183,17 +182,36 @@ class CdnProvider:
                 found[domain] = self._look_closer(domain)
         return {t: found[self._domain(t)] for t in targets}
 
+    def _list_page(self, page: int) -> dict[str, Any]:
+        sizes = list(self.page_sizes)
+        while True:
+            try:
+                return self.api.call("cdn", _request(DescribeCdnHttpsDomainListRequest,
+                                                     PageNumber=page, PageSize=sizes[0]))
+            except CredentialError:
+                raise
+            except ProviderError as exc:
+                if len(sizes) == 1 or "pagesize" not in f"{exc.code} {exc}".lower():
+                    raise
+                self.ctx.log.warning("cdn: DescribeCdnHttpsDomainList refused PageSize=%d, using %d",
+                                     sizes[0], sizes[1])
+                self.page_sizes = tuple(sizes[1:])
+                sizes.pop(0)
+
     def _from_page(self, item: Mapping[str, Any]) -> Binding | None:
         """A binding from a list entry, or None when the entry does not say which certificate
-        is served (a CertName we did not make, or one whose certificate we do not know)."""
+        is served (a CertName we did not make, or one whose certificate we do not know).
+
+        The list shows the configured certificate, not the rollout: a domain bound moments
+        ago reads as ``ok`` here while its edge still serves the old one. ``verify`` (which
+        the daemon runs after every bind) is what waits for the rollout."""
         name = item.get("CertName") or None
         prefix = fingerprint_prefix(name)
         leaf = self.known.lookup(prefix) if prefix else None
-        if leaf is None:
-            return None
-        status = str(item.get("CertStatus") or "ok")
+        if leaf is None or item.get("CertStatus") not in ("ok", "expire_soon", None):
+            return None  # unknown, or our certificate "mismatch"/"expired": ask the domain itself
         return Binding("ok", serial=leaf.serial, fingerprint=leaf.fingerprint, not_after=leaf.not_after,
-                       cert_name=name, detail=None if status == "ok" else f"CertStatus {status}")
+                       cert_name=name)
 
     def _look_closer(self, domain: str) -> Binding:
         try:

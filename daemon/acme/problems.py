@@ -48,6 +48,7 @@ class AcmeError(Exception):
         self.method = method
         self.identifier = identifier
         self.subproblems = tuple(subproblems)
+        self.order_url: str | None = None  # set when the error ended an order (issue.py)
         super().__init__(self._message())
 
     def _message(self) -> str:

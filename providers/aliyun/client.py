@@ -61,6 +61,9 @@ SENSITIVE_PARAMS = frozenset({
 })
 
 _PEM_RE = re.compile(r"-----BEGIN[^-]{0,40}-----.*?(-----END[^-]{0,40}-----|$)", re.S)
+# A URL query string (requests' error texts quote the whole URL: every parameter, SSLPri too).
+_QUERY_RE = re.compile(r"\?[A-Za-z0-9_]+=[^\s'\")]*")
+_SIGN_RE = re.compile(r"string\s*to\s*sign.*", re.S | re.I)
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,25 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class _SdkLogScrubber(logging.Filter):
+    """Scrubs what the SDK still logs at WARNING and above: its ERROR lines quote server
+    messages (a signature mismatch echoes the whole string to sign, SSLPri and SecurityToken
+    included) and requests' exception texts (the whole URL with its query string)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # a broken format string: drop the args rather than the line
+            text = str(record.msg)
+        record.msg, record.args = _scrub(text, [], limit=1000), None
+        return True
+
+
+_SCRUBBER = _SdkLogScrubber()
+
+
 def clamp_sdk_loggers(level: int = logging.WARNING) -> None:
-    """Raise every ``aliyunsdkcore*`` logger to at least ``level``.
+    """Raise every ``aliyunsdkcore*`` logger to at least ``level`` and scrub what remains.
 
     Every logger, not just the parent: ``aliyunsdkcore.http.http_response`` sets itself to DEBUG
     at import, so inheritance alone does not clamp it; the vendored urllib3 logs full URLs
@@ -116,6 +136,8 @@ def clamp_sdk_loggers(level: int = logging.WARNING) -> None:
         logger = logging.getLogger(name)
         if logger.level < level:  # NOTSET (0) included
             logger.setLevel(level)
+        if _SCRUBBER not in logger.filters:
+            logger.addFilter(_SCRUBBER)
 
 
 def _one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
@@ -269,7 +291,11 @@ class AliyunApi:
                 nonce_retried = True
                 self.log.info("%s: %s: %s, retrying once with a fresh nonce", product, action, code)
                 continue
-            if rule.handling == errors.REFRESH and not refreshed and self.credentials.refreshable:
+            # An expired STS key may also be reported as an unknown AccessKeyId once the
+            # gateway forgot it: for RAM-role credentials, one refresh covers both.
+            stale_sts = rule.handling == errors.CREDENTIAL and creds.security_token is not None
+            if ((rule.handling == errors.REFRESH or stale_sts) and not refreshed
+                    and self.credentials.refreshable):
                 refreshed = True
                 self.log.info("%s: %s: %s, refreshing RAM role credentials", product, action, code)
                 self.credentials.refresh(stale=creds)
@@ -346,8 +372,6 @@ class AliyunApi:
                     text += f": {detail}"
             if rule.retryable:
                 text += f" (gave up after {attempts} attempts)"
-        if handling not in (errors.PERMISSION, errors.CREDENTIAL, errors.CLOCK, errors.REFRESH):
-            text = _scrub(text, secrets)
         return rule.exc(_one_line(text, 400), code=code, retryable=rule.retryable)
 
 
@@ -375,19 +399,18 @@ def _sensitive_values(request) -> list[str]:
     return [str(v) for k, v in params.items() if k in SENSITIVE_PARAMS and v]
 
 
-def _scrub(text: str, secrets: list[str]) -> str:
-    """Remove secrets from a server message: any PEM block, any sensitive request value in its
-    raw and URL-encoded forms, and everything after "string to sign" (a signature-mismatch
-    message echoes every parameter)."""
+def _scrub(text: str, secrets: list[str], limit: int = MESSAGE_LIMIT) -> str:
+    """Remove secrets from a message: everything after "string to sign" (a signature-mismatch
+    message echoes every parameter), URL query strings, any PEM block (raw or URL-encoded),
+    and any sensitive request value in its raw and URL-encoded forms."""
     if not text:
         return ""
-    cut = text.lower().find("string to sign")
-    if cut >= 0:
-        text = text[:cut] + "string to sign omitted"
+    text = _SIGN_RE.sub("string to sign omitted", str(text))
+    text = _QUERY_RE.sub("?…", text)
     for value in secrets:
         for form in {value, quote(value, safe="~"), quote_plus(value, safe="~"),
                      quote(quote(value, safe="~"), safe="~")}:
-            if form and len(form) >= 4:
+            if len(form) >= 4:
                 text = text.replace(form, "[redacted]")
     text = _PEM_RE.sub("[redacted PEM]", text)
-    return _one_line(text)
+    return _one_line(text, limit)

@@ -420,3 +420,64 @@ def make_listener_certificate(names: list[str]) -> tuple[bytes, bytes, bytes]:
                           serialization.NoEncryption()),
     )
 
+
+
+class ChallTestSolver:
+    """A DNS-01 solver (``present``/``wait``/``cleanup``, the shape of providers.base.DnsProvider)
+    that serves the records from a ChallTestSrv.
+
+    ``wait`` asks the mock DNS server itself, as a real provider asks the authoritative
+    nameservers, until every value is served or the deadline (``time.monotonic()``) passes.
+    ``presented``/``cleaned`` record the calls so tests can check the issuance drove them.
+    """
+
+    def __init__(self, server: ChallTestSrv, *, mangle: Callable[[str], str] | None = None):
+        self.server = server
+        self.mangle = mangle  # to serve a wrong value on purpose
+        self.presented: list[list[Any]] = []
+        self.waited = 0
+        self.cleaned: list[list[Any]] = []
+
+    def present(self, challenges):
+        challenges = list(challenges)
+        self.presented.append(challenges)
+        served = []
+        for ch in challenges:
+            value = self.mangle(ch.value) if self.mangle else ch.value
+            self.server.set_txt(ch.record_name, value)
+            served.append((ch.record_name, value))
+        return served
+
+    def wait(self, handle, deadline: float) -> None:
+        import dns.exception
+        import dns.message
+        import dns.query
+        import dns.rdatatype
+
+        self.waited += 1
+        want: dict[str, set[str]] = {}
+        for name, value in handle:
+            want.setdefault(_fqdn(name), set()).add(value)
+        while True:
+            missing = []
+            for name, values in want.items():
+                try:
+                    reply = dns.query.udp(dns.message.make_query(name, "TXT"), "127.0.0.1",
+                                          port=self.server.dns_port, timeout=1)
+                except (dns.exception.DNSException, OSError):
+                    missing.append(name)
+                    continue
+                seen = {b"".join(r.strings).decode() for rrset in reply.answer
+                        if rrset.rdtype == dns.rdatatype.TXT for r in rrset}
+                if not values <= seen:
+                    missing.append(name)
+            if not missing:
+                return
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"challtestsrv: TXT not served at {', '.join(missing)} by the deadline")
+            time.sleep(POLL_INTERVAL)
+
+    def cleanup(self, handle) -> None:
+        self.cleaned.append(list(handle))
+        for name in sorted({name for name, _ in handle}):
+            self.server.clear_txt(name)

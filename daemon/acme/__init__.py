@@ -1,0 +1,27 @@
+"""ACME v2 (RFC 8555) on ``requests`` + ``cryptography``.
+
+Modules, one concern each: ``problems`` (error types), ``jws`` (signatures, thumbprints, key
+authorizations, EAB), ``transport`` (HTTP, nonces, retries), ``directory``, ``client`` (the RFC
+verbs), ``issue`` (one issuance, top to bottom), ``ari`` (RFC 9773 renewal windows) and
+``account`` (ensure an account exists for a configured key).
+"""
+
+from daemon.acme.client import (
+    Account,
+    AcmeClient,
+    Authorization,
+    CertificateChain,
+    Challenge,
+    ExternalAccountBinding,
+    Identifier,
+    Order,
+    RenewalInfo,
+)
+from daemon.acme.issue import IssuedCertificate, issue_certificate
+from daemon.acme.problems import AcmeConfigError, AcmeError, AcmeProtocolError
+
+__all__ = [
+    "Account", "AcmeClient", "AcmeConfigError", "AcmeError", "AcmeProtocolError", "Authorization",
+    "CertificateChain", "Challenge", "ExternalAccountBinding", "Identifier", "IssuedCertificate", "Order",
+    "RenewalInfo", "issue_certificate",
+]

@@ -1,0 +1,212 @@
+"""The ACME side of a cycle, wired to the state store: the account (created once, found again
+when its URL is lost, never re-created while a key exists), issuance with a key that survives a
+crash, renewal information.
+
+Why the key is written before the order: a run killed after finalize but before commit would
+otherwise leave the CA holding a certificate for a key we no longer have. ``pending/NAME.key.pem``
+is reused by the next attempt and removed once the certificate is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from daemon.acme.client import AcmeClient, ExternalAccountBinding
+from daemon.acme.issue import issue_certificate
+from daemon.acme.problems import AccountDoesNotExist, AcmeError
+from daemon.config import AcmeConfig, CertificateConfig, Config
+from daemon.keys import (
+    KeyFormatError,
+    ari_cert_id,
+    certificate_info,
+    generate_private_key,
+    key_type_of,
+    load_private_key,
+    private_key_to_pem,
+)
+from daemon.state import StateCorrupt, StateStore
+
+log = logging.getLogger("alicertd")
+
+
+@dataclass(frozen=True)
+class NewCertificate:
+    serial: str
+    not_after: datetime
+
+
+def _contact(acme: AcmeConfig) -> list[str]:
+    if not acme.email:
+        return []
+    return [acme.email if acme.email.startswith("mailto:") else f"mailto:{acme.email}"]
+
+
+class AccountKeeper:
+    """Loads or creates the account key and account URL of one state dir."""
+
+    def __init__(self, config: Config, store: StateStore):
+        self.config = config
+        self.store = store
+
+    def load_key(self, *, create: bool):
+        pem = self.store.read_account_key()
+        path = self.store.root / "account" / "key.pem"
+        if pem is None:
+            if not create:
+                return None
+            key = generate_private_key(self.config.acme.account_key_type)
+            self.store.ensure()
+            self.store.write_account_key(private_key_to_pem(key).encode("ascii"))
+            log.info("created a new %s ACME account key", self.config.acme.account_key_type)
+            return key
+        try:
+            return load_private_key(pem)
+        except KeyFormatError:
+            # Never regenerate: the account (and its rate-limit history, its orders) hangs on it.
+            raise StateCorrupt(f"{path} exists but is not a readable private key; restore it from a "
+                               f"backup or move it away to start a new account") from None
+
+    def client(self, key, account_url: str | None = None) -> AcmeClient:
+        acme = self.config.acme
+        return AcmeClient(acme.directory, key, account_url=account_url,
+                          ca_bundle=str(acme.ca_bundle) if acme.ca_bundle else None, timeout=acme.timeout)
+
+    def saved_url(self) -> str | None:
+        data = self.store.read_account() or {}
+        if data.get("directory") == self.config.acme.directory and data.get("url"):
+            return str(data["url"])
+        return None
+
+    def ensure_account(self, client: AcmeClient) -> str:
+        """The account URL for the client's key: saved, found (onlyReturnExisting) or new."""
+        acme = self.config.acme
+        url = self.saved_url()
+        if url:
+            client.account_url = url
+            return url
+        try:
+            account = client.find_account()
+            log.info("found the existing ACME account %s", account.url)
+        except AccountDoesNotExist:
+            account = self._recover_rollover(client)
+        if account is None:
+            eab = None
+            if acme.eab_kid and acme.eab_hmac_key:
+                eab = ExternalAccountBinding(kid=acme.eab_kid, hmac_key=acme.eab_hmac_key)
+            elif client.directory.meta.external_account_required:
+                raise AcmeError(f"{acme.directory} requires external account binding: set "
+                                f"acme.eab_kid and acme.eab_hmac_key") from None
+            account = client.new_account(_contact(acme), tos_agreed=True, eab=eab)
+            log.info("registered the ACME account %s", account.url)
+        self.save(client, account.url, account.contact)
+        return account.url
+
+    def _recover_rollover(self, client: AcmeClient):
+        """A rollover the CA accepted but a crash kept us from recording: the staged next key
+        is now the account's key. Promote it instead of registering a new account."""
+        pem = self.store.read_next_account_key()
+        if pem is None:
+            return None
+        try:
+            key = load_private_key(pem)
+        except KeyFormatError:
+            return None
+        probe = self.client(key)
+        try:
+            account = probe.find_account()
+        except AccountDoesNotExist:
+            self.store.discard_next_account_key()
+            return None
+        self.store.promote_next_account_key()
+        client.account_key = key
+        log.warning("completed an interrupted account key rollover for %s", account.url)
+        return account
+
+    def save(self, client: AcmeClient, url: str, contact) -> None:
+        self.store.write_account({"url": url, "directory": self.config.acme.directory,
+                                  "contact": list(contact), "thumbprint": client.thumbprint,
+                                  "key_type": key_type_of(client.account_key),
+                                  "saved_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")})
+
+
+class Issuer:
+    """Issues certificates for one cycle. Thread-safe: each worker thread gets its own
+    AcmeClient (its own nonce and connection), the account is settled once under a lock."""
+
+    def __init__(self, config: Config, store: StateStore, *, stop: threading.Event | None = None):
+        self.config = config
+        self.store = store
+        self.stop = stop or threading.Event()
+        self.keeper = AccountKeeper(config, store)
+        self._lock = threading.Lock()
+        self._key = None
+        self._url: str | None = None
+        self._local = threading.local()
+
+    def _client(self, *, with_account: bool) -> AcmeClient:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            with self._lock:
+                if self._key is None:
+                    self._key = self.keeper.load_key(create=with_account)
+                key = self._key
+            if key is None:  # read-only use (ARI) before any account exists
+                key = generate_private_key("ec256")
+            client = self.keeper.client(key)
+            self._local.client = client
+        if with_account and client.account_url is None:
+            with self._lock:
+                if self._url is None:
+                    self._url = self.keeper.ensure_account(client)
+            client.account_url = self._url
+        return client
+
+    def renewal_info(self, fullchain_pem: str):
+        """(start, end, retry_after) of the CA's ARI window, or None when it has no ARI.
+        A GET (RFC 9773 §4.1): no account, no nonce."""
+        info = self._client(with_account=False).renewal_info(fullchain_pem)
+        if info is None:
+            return None
+        retry = datetime.now(UTC) + timedelta(seconds=info.retry_after if info.retry_after else 6 * 3600)
+        return info.start, info.end, retry
+
+    def issue(self, cert: CertificateConfig, dns, previous_fullchain: str | None) -> NewCertificate:
+        client = self._client(with_account=True)
+        key = self._pending_key(cert)
+        replaces = None
+        if previous_fullchain and client.directory.renewal_info:
+            try:
+                replaces = ari_cert_id(previous_fullchain)
+            except Exception:  # noqa: BLE001 - an unparsable old chain just means no "replaces"
+                replaces = None
+        clog = logging.LoggerAdapter(log, {"certificate": cert.name})
+        issued = issue_certificate(client, list(cert.domains), key, dns, profile=self.config.acme.profile,
+                                   replaces=replaces, preferred_chain=self.config.acme.preferred_chain,
+                                   deadline_seconds=self.config.dns.propagation_timeout + 300, log=clog)
+        info = issued.cert_info
+        meta = {"serial": info.serial, "not_before": info.not_before.isoformat(),
+                "not_after": info.not_after.isoformat(), "domains": list(cert.domains),
+                "key_type": cert.key_type, "issuer": info.issuer, "fingerprint": info.fingerprint,
+                "order_url": issued.order_url, "directory": self.config.acme.directory,
+                "issued_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        self.store.commit_certificate(cert.name, info.serial, private_key_to_pem(key), issued.fullchain_pem,
+                                      meta)
+        self.store.clear_pending_key(cert.name)
+        return NewCertificate(serial=info.serial, not_after=info.not_after)
+
+    def _pending_key(self, cert: CertificateConfig):
+        pem = self.store.read_pending_key(cert.name)
+        if pem is not None:
+            try:
+                key = load_private_key(pem)
+                if key_type_of(key) == cert.key_type:
+                    return key
+            except KeyFormatError:
+                log.warning("[%s] discarding an unreadable pending key", cert.name)
+        key = generate_private_key(cert.key_type)
+        self.store.write_pending_key(cert.name, private_key_to_pem(key).encode("ascii"))
+        return key
+
