@@ -10,7 +10,13 @@ from typing import Any
 from daemon.acme.problems import AccountDoesNotExist
 from daemon.config import Config
 from daemon.issuer import AccountKeeper, _contact
-from daemon.keys import certificate_der, certificate_info, generate_private_key, key_type_of, private_key_to_pem
+from daemon.keys import (
+    certificate_der,
+    certificate_info,
+    generate_private_key,
+    key_type_of,
+    private_key_to_pem,
+)
 from daemon.state import StateStore
 from daemon.tables import render_table
 
@@ -117,5 +123,5 @@ def run_revoke(config: Config, name: str, reason: int) -> int:
         runtime.update(revoked_serial=info.serial, last_result="revoked",
                        last_error=f"serial {info.serial} was revoked; the next cycle issues a new one")
         store.write_runtime(name, runtime)
-    print(render_table(["certificate", "serial", "result"], [[name, info.serial, "revoked"]]))
+    sys.stdout.write(render_table(["certificate", "serial", "result"], [[name, info.serial, "revoked"]]))
     return 0

@@ -269,14 +269,9 @@ def _parse_schedule(s: Section) -> ScheduleConfig:
 
 
 def _cron_problem(expr: str) -> str | None:
-    if len(expr.split()) != 5:
-        return f"invalid cron expression {expr!r} (expected 5 fields: minute hour day month weekday)"
-    try:
-        from apscheduler.triggers.cron import CronTrigger
-        CronTrigger.from_crontab(expr, timezone="UTC")
-    except ValueError as exc:
-        return f"invalid cron expression {expr!r} ({exc})"
-    return None
+    """The scheduler's own check, so that check-config and the running daemon agree."""
+    from daemon.scheduler import validate_cron
+    return validate_cron(expr)
 
 
 def _parse_runtime(s: Section) -> RuntimeConfig:

@@ -19,7 +19,7 @@ def _known_types() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover - during bootstrap
         pass
     try:
-        from daemon.keys import KeyError_ as KeyProblem  # noqa: F401
+        from daemon.keys import KeyFormatError as KeyProblem
         types.append(KeyProblem)
     except ImportError:
         pass

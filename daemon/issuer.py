@@ -21,7 +21,6 @@ from daemon.config import AcmeConfig, CertificateConfig, Config
 from daemon.keys import (
     KeyFormatError,
     ari_cert_id,
-    certificate_info,
     generate_private_key,
     key_type_of,
     load_private_key,

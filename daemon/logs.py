@@ -20,6 +20,7 @@ value given to :func:`register_secret` with ``***``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -256,10 +257,8 @@ def clamp_library_loggers(level: int = logging.NOTSET) -> None:
     redaction. It is imported here first so that its import cannot undo the clamp later; its
     private handlers are removed so everything goes through ours.
     """
-    try:
+    with contextlib.suppress(ImportError):
         import aliyunsdkcore.http.http_response  # noqa: F401 - for its import-time side effects
-    except ImportError:
-        pass
     manager = logging.Logger.manager
     for name, floor in CLAMPED_LOGGERS.items():
         names = [name] + [n for n in list(manager.loggerDict) if n.startswith(name + ".")]

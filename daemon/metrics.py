@@ -16,7 +16,7 @@ import math
 import socket
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -164,7 +164,7 @@ def _health_from(registry: Registry) -> dict:
     ts = metric.get() if metric is not None else None
     last = None
     if ts is not None:
-        last = datetime.fromtimestamp(ts, timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        last = datetime.fromtimestamp(ts, UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     return {"status": "ok", "last_cycle": last}
 
 

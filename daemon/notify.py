@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -64,7 +64,7 @@ class Event:
             "title": self.title,
             "text": self.text,
             "details": dict(self.details),
-            "time": now.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+            "time": now.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         }
 
 
@@ -149,7 +149,7 @@ def build_request(cfg: NotifyConfig, event: Event, now: float) -> tuple[str, dic
             content += "\n" + "\n".join(f"> {line}" for line in lines)
         return cfg.url, {"msgtype": "markdown", "markdown": {"content": _truncate_utf8(content, WECOM_MAX_BYTES)}}
     if cfg.kind == "webhook":
-        return cfg.url, event.as_json(datetime.fromtimestamp(now, timezone.utc))
+        return cfg.url, event.as_json(datetime.fromtimestamp(now, UTC))
     raise ValueError(f"unknown notify kind {cfg.kind!r}")
 
 

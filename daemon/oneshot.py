@@ -9,7 +9,11 @@ import sys
 from daemon.config import Config
 from daemon.cycle import Cycle, CycleResult, rfc3339
 from daemon.state import StateStore
-from daemon.tables import render_table
+from daemon.tables import render_table as _render
+
+
+def render_table(headers, rows) -> str:
+    return _render(headers, rows).rstrip("\n")
 
 log = logging.getLogger("alicertd")
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from daemon.config import CertificateConfig
 from providers.base import Binding
@@ -65,7 +65,7 @@ def backing_off_reason(until: datetime) -> str:
 
 def format_time(t: datetime) -> str:
     """RFC 3339 in UTC with a ``Z``, to the second: how every time is shown to users."""
-    return t.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return t.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 # --------------------------------------------------------------------------- inputs / outputs

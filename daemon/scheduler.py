@@ -16,12 +16,13 @@ a daemon that looks alive and does nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
@@ -114,7 +115,7 @@ def validate_cron(expr: str) -> str | None:
     if not isinstance(expr, str) or not expr.strip():
         return "empty cron expression"
     try:
-        cron_trigger(expr, timezone_=timezone.utc)
+        cron_trigger(expr, timezone_=UTC)
     except (ValueError, TypeError) as exc:
         return f"invalid cron expression {expr!r}: {exc}"
     return None
@@ -147,7 +148,7 @@ class DaemonScheduler:
 
     def __init__(self, run_cycle: Callable[[], object], schedule: ScheduleConfig, *,
                  log: logging.Logger | logging.LoggerAdapter,
-                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self._run_cycle = run_cycle
         self._schedule = schedule
         self._log = log
@@ -247,7 +248,7 @@ class DaemonScheduler:
             return False
         self._sched.add_job(self._guarded, "date", run_date=at, args=("early retry",),
                             id=EARLY_JOB, name="alicertd early retry", replace_existing=True)
-        self._log.info("extra cycle scheduled at %s", at.astimezone(timezone.utc).isoformat())
+        self._log.info("extra cycle scheduled at %s", at.astimezone(UTC).isoformat())
         return True
 
     def reschedule(self, schedule: ScheduleConfig, *, run_now: bool = True) -> None:
@@ -264,10 +265,8 @@ class DaemonScheduler:
         self._log.info("schedule reloaded: %s", describe(schedule))
 
     def cancel_early_run(self) -> None:
-        try:
+        with contextlib.suppress(JobLookupError):
             self._sched.remove_job(EARLY_JOB)
-        except JobLookupError:
-            pass
 
 
 # --------------------------------------------------------------------------- signals
@@ -314,4 +313,4 @@ def wait_until(predicate: Callable[[], bool], timeout: float, *, step: float = 0
 
 def utc_in(seconds: float, now: datetime | None = None) -> datetime:
     """``now`` (default: the current UTC time) plus ``seconds``."""
-    return (now or datetime.now(timezone.utc)) + timedelta(seconds=seconds)
+    return (now or datetime.now(UTC)) + timedelta(seconds=seconds)

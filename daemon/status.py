@@ -60,13 +60,13 @@ def run_status(config: Config, *, as_json: bool) -> int:
     rows = [[c["name"], ", ".join(c["domains"]), c["serial"] or "-", c["issuer"] or "-",
              c["not_after"] or "-", "-" if c["days_left"] is None else str(c["days_left"]),
              c["last_result"] or "-", c["last_error"] or ""] for c in doc["certificates"]]
-    print(render_table(["certificate", "domains", "serial", "issuer", "not after", "days left",
+    sys.stdout.write(render_table(["certificate", "domains", "serial", "issuer", "not after", "days left",
                         "last result", "last error"], rows))
     trows = [[c["name"], t["provider"], t["target"], t["serial"] or "-", t["state"] or "-",
               t["verified_at"] or "-", t["last_error"] or ""]
              for c in doc["certificates"] for t in c["targets"]]
     if trows:
         print()
-        print(render_table(["certificate", "provider", "target", "serving serial", "state",
+        sys.stdout.write(render_table(["certificate", "provider", "target", "serving serial", "state",
                             "verified at", "last error"], trows))
     return 0

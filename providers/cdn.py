@@ -248,11 +248,15 @@ class CdnProvider:
     # ------------------------------------------------------------------ bind
 
     def bind(self, target: Target, bundle: CertificateBundle) -> None:
-        """Upload ``bundle`` to ``target``'s domain. When the derived name exists already, the
-        stored certificate is this very one (the name embeds its fingerprint): an earlier
-        attempt uploaded it, or another domain did. Done if the domain serves it; otherwise
-        bind the stored upload with ``ForceSet=1`` (which skips the name check and rewrites
-        the name with identical content)."""
+        """Upload ``bundle`` to ``target``'s domain. Idempotent, for the two ways a retry
+        meets its earlier attempt:
+
+        - ``ServiceBusy``: the domain is still rolling out a change (the access layer has
+          backed off already). If that change is ours, the bind is done; ``verify`` waits.
+        - the derived name exists already: the stored certificate is this very one (the name
+          embeds its fingerprint), uploaded by an earlier attempt or for another domain. Done
+          if the domain has it; otherwise bind the stored upload with ``ForceSet=1`` (which
+          skips the name check and rewrites the name with identical content)."""
         domain = self._domain(target)
         name = cert_name(bundle.name, bundle.fingerprint, CDN_NAME_MAX)
         try:
@@ -262,9 +266,11 @@ class CdnProvider:
         except CredentialError:
             raise
         except ProviderError as exc:
-            if not _name_taken(exc):
+            if exc.code == "ServiceBusy" and self._domain_info(domain).fingerprint == bundle.fingerprint:
+                pass  # an earlier attempt set it and its rollout is still running: done
+            elif not _name_taken(exc):
                 raise
-            if self._domain_info(domain).fingerprint != bundle.fingerprint:
+            elif self._domain_info(domain).fingerprint != bundle.fingerprint:
                 self.api.call("cdn", _request(BatchSetCdnDomainServerCertificateRequest,
                                               DomainName=domain, SSLProtocol="on", CertType="upload",
                                               CertName=name, SSLPub=bundle.fullchain_pem,

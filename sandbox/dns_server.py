@@ -148,10 +148,9 @@ def answer(world: World, query: dns.message.Message, as_of: float) -> dns.messag
         for _ in range(MAX_CNAME_CHAIN):
             if not snap.exists(lookup):
                 wildcard = _closest_wildcard(snap, lookup)
-                if wildcard is None:
-                    if not response.answer:
-                        response.set_rcode(dns.rcode.NXDOMAIN)
-                        response.authority.append(snap.soa())
+                if wildcard is None:  # RFC 6604: the rcode describes the last name of a chain
+                    response.set_rcode(dns.rcode.NXDOMAIN)
+                    response.authority.append(snap.soa())
                     return response
                 lookup_owner = wildcard
             else:
@@ -162,8 +161,7 @@ def answer(world: World, query: dns.message.Message, as_of: float) -> dns.messag
                 return response
             cname = snap.rrsets(owner, lookup_owner, dns.rdatatype.CNAME)
             if not cname or want == dns.rdatatype.CNAME:
-                if not response.answer:
-                    response.authority.append(snap.soa())
+                response.authority.append(snap.soa())  # NODATA
                 return response
             response.answer.extend(cname)
             target = cname[0][0].target
@@ -241,7 +239,7 @@ class DnsListener:
 
     def start(self) -> None:
         t1 = threading.Thread(target=self._udp_loop, name=f"sandbox-dns-{self.label}-udp", daemon=True)
-        t2 = threading.Thread(target=self._tcp.serve_forever, kwargs={"poll_interval": 0.1},
+        t2 = threading.Thread(target=self._tcp.serve_forever, kwargs={"poll_interval": 0.05},
                               name=f"sandbox-dns-{self.label}-tcp", daemon=True)
         self._threads = [t1, t2]
         for t in self._threads:

@@ -137,6 +137,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "AliyunSandbox/1.0"
     sys_version = ""
     timeout = 30
+    disable_nagle_algorithm = True  # headers and body go out in two writes; no 40 ms stalls
 
     def setup(self) -> None:
         super().setup()
@@ -156,6 +157,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         self._dispatch("POST")
+
+    def do_DELETE(self):
+        self._dispatch("DELETE")
+
+    def do_PUT(self):
+        self._dispatch("PUT")
 
     def do_HEAD(self):
         self._send(405, b"", "text/plain")
@@ -180,7 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
                             "params": {"path": path}, "fault": None, "duration_ms": 0.0})
             self._send(status, body, ctype)
             return
-        if path != "/":
+        if path != "/" or method not in ("GET", "POST"):
             self._send(404, json.dumps({"Code": "NotFound", "Message": f"no route for {path}"}).encode(),
                        JSON_TYPE)
             return

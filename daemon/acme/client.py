@@ -193,6 +193,12 @@ class AcmeClient:
     def close(self) -> None:
         self.transport.close()
 
+    def __enter__(self) -> AcmeClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # ------------------------------------------------------------------ §7.3 accounts
 
     def new_account(self, contact: Iterable[str] = (), tos_agreed: bool = False,
@@ -226,17 +232,19 @@ class AcmeClient:
         return _account(url, self._post(url, {"contact": list(contact)}))
 
     def key_change(self, new_key: PrivateKey) -> Account:
-        """Roll the account over to ``new_key`` (§7.3.5). Returns once the CA accepted; from
-        then on this client signs with ``new_key`` and the caller must persist it."""
+        """Roll the account over to ``new_key`` (§7.3.5). Returns as soon as the CA accepted,
+        with no further request (a failure after that point would leave the caller unsure
+        which key is current); from then on this client signs with ``new_key`` and the caller
+        must persist it. The returned Account holds what the CA answered (Pebble: nothing)."""
         url = self.directory.key_change
         if not url:
             raise AcmeProtocolError("the CA offers no keyChange", url=self.directory_url)
         account_url = self._kid()
         inner = jws.sign(new_key, {"account": account_url, "oldKey": jws.jwk(self.account_key)},
                          url=url, nonce=None, kid=None)
-        self._post(url, inner)
+        response = self._post(url, inner)
         self.account_key = new_key
-        return self.account_info()
+        return _account(account_url, response)
 
     def deactivate_account(self) -> Account:
         """§7.3.6. Irreversible: the key can never be used for an account at this CA again."""
@@ -373,6 +381,7 @@ class AcmeClient:
 
 
 def _account(url: str, response: Response, *, created: bool = False) -> Account:
+    """An account object; an empty body (allowed after keyChange) reads as a valid account."""
     data = response.json() if response.body.strip() else {}
     contact = data.get("contact") or ()
     return Account(

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from daemon.acme.problems import AcmeConfigError, AcmeError, AcmeProtocolError, AcmeUnreachable
+from daemon.acme.problems import AcmeConfigError, AcmeProtocolError, AcmeUnreachable
 from daemon.acme.transport import Transport
 
 
@@ -84,8 +84,10 @@ def fetch_directory(transport: Transport, url: str) -> Directory:
         response = transport.get(url)
         return Directory.from_json(url, response.json())
     except AcmeUnreachable as exc:
-        raise AcmeUnreachable(f"cannot fetch the ACME directory: {exc.detail}", url=url) from None
-    except AcmeError as exc:
-        if isinstance(exc, AcmeProtocolError) and exc.url == url:
-            raise
-        raise AcmeProtocolError(f"not an ACME directory: {exc.detail}", url=url, status=exc.status) from None
+        reason = exc.detail.removeprefix("cannot reach the ACME server: ")
+        error = AcmeUnreachable(f"cannot fetch the ACME directory: {reason}", url=url)
+        error.retryable = exc.retryable
+        raise error from None
+    except AcmeProtocolError as exc:
+        raise AcmeProtocolError(f"not an ACME directory: {exc.detail}", url=url, status=exc.status,
+                                method="GET") from None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from daemon.acme import jws
-from daemon.acme.client import AcmeClient, Authorization, CertificateChain
+from daemon.acme.client import AcmeClient, Authorization, CertificateChain, Challenge
 from daemon.acme.problems import AcmeError, AcmeProtocolError
 from daemon.keys import CertInfo, PrivateKey, build_csr, certificate_info, key_matches_certificate
 from providers.base import DnsChallenge
@@ -65,13 +65,7 @@ def issue_certificate(client: AcmeClient, domains: Sequence[str], cert_key: Priv
 
         if pending:
             challenges = {url: _dns01(authz) for url, authz in pending.items()}
-            records = [
-                DnsChallenge(domain=authz.domain,
-                             record_name=f"_acme-challenge.{authz.identifier.value}",
-                             value=jws.dns01_txt_value(
-                                 jws.key_authorization(challenges[url].token or "", client.account_key)))
-                for url, authz in pending.items()
-            ]
+            records = [_dns_record(authz, challenges[url], client.account_key) for url, authz in pending.items()]
             handle = solver.present(records)
             try:
                 solver.wait(handle, deadline)
@@ -98,7 +92,7 @@ def issue_certificate(client: AcmeClient, domains: Sequence[str], cert_key: Priv
             raise _order_failed(order.error, order.url, order.status)
 
         chain = _choose_chain(client, client.download_certificate(order.certificate), preferred_chain, log)
-    except BaseException as exc:
+    except Exception as exc:  # not on KeyboardInterrupt/SystemExit: then only cleanup (above) runs
         if isinstance(exc, AcmeError) and exc.order_url is None:
             exc.order_url = order.url
         _abandon(client, pending.values(), log)
@@ -111,7 +105,15 @@ def issue_certificate(client: AcmeClient, domains: Sequence[str], cert_key: Priv
     return IssuedCertificate(fullchain_pem=chain.pem, cert_info=info, order_url=order.url)
 
 
-def _dns01(authz: Authorization):
+def _dns_record(authz: Authorization, challenge: Challenge, account_key: PrivateKey) -> DnsChallenge:
+    """§8.4: TXT at ``_acme-challenge.<name>`` (the wildcard's base name for ``*.name``) holding
+    base64url(SHA-256(keyAuthorization))."""
+    key_authorization = jws.key_authorization(challenge.token or "", account_key)
+    return DnsChallenge(domain=authz.domain, record_name=f"_acme-challenge.{authz.identifier.value}",
+                        value=jws.dns01_txt_value(key_authorization))
+
+
+def _dns01(authz: Authorization) -> Challenge:
     chall = authz.challenge("dns-01")
     if chall is None or not chall.token:
         offered = ", ".join(c.type for c in authz.challenges) or "none"

@@ -33,15 +33,18 @@ class Subproblem:
 class AcmeError(Exception):
     """An ACME request failed. Attributes: ``type`` (the full URN, or a pseudo type for failures
     that carry no problem document), ``detail``, ``status`` (HTTP status or None), ``url``,
-    ``identifier`` (the identifier the problem is about, if any), ``subproblems``."""
+    ``identifier`` (the identifier the problem is about, if any), ``subproblems``,
+    ``retry_after`` (seconds the server asked us to wait, if it said)."""
 
     retryable = False
     acme_type = "about:blank"
 
     def __init__(self, detail: str, *, type: str | None = None, status: int | None = None,
                  url: str | None = None, identifier: str | None = None,
-                 subproblems: tuple[Subproblem, ...] = (), method: str | None = None):
+                 subproblems: tuple[Subproblem, ...] = (), method: str | None = None,
+                 retry_after: float | None = None):
         self.type = type or self.acme_type
+        self.retry_after = retry_after  # seconds, from the response's Retry-After header
         self.detail = " ".join(str(detail).split()) or "(no detail)"
         self.status = status
         self.url = url
@@ -192,10 +195,6 @@ class RateLimited(AcmeError):
     acme_type = ACME_ERROR_PREFIX + "rateLimited"
     retryable = True
 
-    def __init__(self, detail: str, *, retry_after: float | None = None, **kw: Any):
-        self.retry_after = retry_after
-        super().__init__(detail, **kw)
-
 
 class RejectedIdentifier(AcmeError):
     acme_type = ACME_ERROR_PREFIX + "rejectedIdentifier"
@@ -270,11 +269,9 @@ def problem_from_json(doc: Mapping[str, Any], *, status: int | None = None, url:
                    identifier=_identifier_value(sp.get("identifier")))
         for sp in doc.get("subproblems") or () if isinstance(sp, Mapping)
     )
-    kw: dict[str, Any] = dict(type=ptype, status=status, url=url, method=method,
+    kw: dict[str, Any] = dict(type=ptype, status=status, url=url, method=method, retry_after=retry_after,
                               identifier=_identifier_value(doc.get("identifier")), subproblems=subproblems)
     cls = PROBLEM_TYPES.get(ptype)
-    if cls is RateLimited:
-        return RateLimited(detail, retry_after=retry_after, **kw)
     if cls is UserActionRequired:
         instance = doc.get("instance")
         return UserActionRequired(detail, tos_url=tos_url, instance=instance if isinstance(instance, str) else None,

@@ -140,6 +140,7 @@ class Transport:
         self._nonces: list[str] = []
         self._lock = threading.Lock()
         self._round_trips = 0
+        self.bad_nonce_retries = 0  # requests repeated because the CA refused the nonce
 
     @property
     def round_trips(self) -> int:
@@ -172,6 +173,8 @@ class Transport:
                     return self._send("POST", url, data=json.dumps(body), headers=headers)
                 except BadNonce:
                     bad_nonces += 1
+                    with self._lock:
+                        self.bad_nonce_retries += 1
                     if bad_nonces > self.max_bad_nonce:
                         raise
                     log.debug("badNonce from %s, retrying with a fresh nonce (%d)", url, bad_nonces)
@@ -208,10 +211,14 @@ class Transport:
         try:
             raw = self.session.request(method, url, timeout=self.timeout, verify=self.verify, **kw)
         except requests.exceptions.SSLError as exc:
-            raise AcmeUnreachable(f"TLS error: {_reason(exc)}", url=url, method=method) from None
-        except requests.RequestException as exc:
+            error = AcmeUnreachable(f"TLS error: {_reason(exc)}", url=url, method=method)
+            error.retryable = False  # a certificate that does not verify will not verify later
+            raise error from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
             raise AcmeUnreachable(f"cannot reach the ACME server: {_reason(exc)}", url=url,
                                   method=method) from None
+        except requests.RequestException as exc:  # a bad URL and the like: retrying cannot help
+            raise AcmeProtocolError(f"request failed: {_reason(exc)}", url=url, method=method) from None
         self._keep_nonce(raw.headers)
         log.debug("%s %s -> %d", method, url, raw.status_code)
         response = Response(method=method, url=url, status=raw.status_code, headers=raw.headers,
@@ -228,7 +235,7 @@ class Transport:
         if not isinstance(doc, dict) or "type" not in doc:
             error: AcmeError = AcmeProtocolError(
                 f"unexpected response {_snippet(response.body)}", status=response.status, url=response.url,
-                method=response.method)
+                method=response.method, retry_after=response.retry_after)
             error.retryable = response.status >= 500
             return error
         tos = response.links("terms-of-service")
@@ -251,13 +258,12 @@ class Transport:
             try:
                 return attempt()
             except AcmeError as exc:
-                transient = isinstance(exc, AcmeUnreachable) or (exc.status or 0) >= 500
+                transient = exc.retryable and (isinstance(exc, AcmeUnreachable) or (exc.status or 0) >= 500)
                 if not transient or retry >= len(self.backoff):
                     raise
                 delay = self.backoff[retry] * (0.5 + self.rng.random())
-                server_says = getattr(exc, "retry_after", None)
-                if server_says is not None:
-                    delay = max(delay, server_says)
+                if exc.retry_after is not None:
+                    delay = max(delay, exc.retry_after)
                 if self.clock() + delay > deadline:
                     raise
                 log.info("%s; retrying %s %s in %.1fs", exc, method, url, delay)
@@ -287,7 +293,11 @@ def _reason(exc: BaseException) -> str:
     inner = re.search(r"\(Caused by \w+\((.*)\)\)\s*$", text)
     if inner:
         text = inner.group(1)
+    ssl_reason = re.search(r"\[SSL: [A-Z0-9_]+\] ([^(']*?)\s*\(_ssl", text)
+    if ssl_reason:
+        return ssl_reason.group(1)
     text = re.sub(r"<urllib3\.[^>]*>:\s*", "", text)
+    text = re.sub(r"HTTPS?Connection(Pool)?\(host='[^']*', port=\d+\):\s*", "", text).strip("\"' ")
     text = " ".join(text.split())
     return text[:300] or type(exc).__name__
 

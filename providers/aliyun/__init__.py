@@ -6,7 +6,7 @@ credential precedence and :mod:`.errors` for the error table.
 """
 
 from providers.aliyun.client import PRODUCTS, AliyunApi, Endpoint, clamp_sdk_loggers
-from providers.aliyun.credentials import CredentialSource, Credentials
+from providers.aliyun.credentials import Credentials, CredentialSource
 from providers.aliyun.errors import ERROR_TABLE, ClockSkewError, classify
 
 __all__ = [

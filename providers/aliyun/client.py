@@ -45,14 +45,16 @@ from aliyunsdkcore.http import protocol_type
 
 from daemon.config import AliyunConfig
 from providers.aliyun import errors
-from providers.aliyun.credentials import SDK_ENV_OVERRIDES, CredentialSource, Credentials
-from providers.base import CredentialError, ProviderError
+from providers.aliyun.credentials import SDK_ENV_OVERRIDES, Credentials, CredentialSource
+from providers.base import ProviderError
 
 CONNECT_TIMEOUT = 5.0
 BACKOFF_BASE = 0.25  # first wait; doubles per attempt
 THROTTLE_BASE = 0.5  # throttling waits start longer: the limit is per second
 BACKOFF_CAP = 10.0
+RETRY_BUDGET = 60.0  # seconds one call may spend in backoff waits before giving up
 MESSAGE_LIMIT = 240
+NOT_JSON = "SDK.InvalidResponse"  # our code for a 2xx whose body is not a JSON object
 
 #: Request parameters whose values are secret: scrubbed from every message we build.
 SENSITIVE_PARAMS = frozenset({
@@ -255,6 +257,7 @@ class AliyunApi:
         ep = self.prepare(product, request, region=region)
         proxies = self._proxies(ep)
         secrets = _sensitive_values(request)
+        started = self._clock()
         attempt = 0
         nonce_retried = False
         refreshed = False
@@ -271,18 +274,20 @@ class AliyunApi:
             if code is None:
                 parsed = _parse_body(body)
                 if parsed is None:
-                    raise ProviderError(
-                        f"{product}: {action}: HTTP {status} response is not a JSON object",
-                        code="SDK.InvalidResponse", retryable=False)
-                body_code = parsed.get("Code")
-                if body_code in (None, "", "200", "Success", "OK") or not isinstance(body_code, str):
-                    return parsed
-                code, message = body_code, str(parsed.get("Message") or "")
+                    # A gateway or proxy page instead of the API's answer: retried like a 5xx.
+                    code, message = NOT_JSON, ""
+                else:
+                    body_code = parsed.get("Code")
+                    if (body_code in (None, "", "200", "Success", "OK")
+                            or not isinstance(body_code, str)):
+                        return parsed
+                    code, message = body_code, str(parsed.get("Message") or "")
             rule = errors.classify(code, status)
             status_txt = f"HTTP {status}" if status else "no HTTP response"
 
-            if rule.handling == errors.BACKOFF and attempt < self.max_attempts:
-                delay = self._backoff(code, attempt)
+            delay = self._backoff(code, attempt) if rule.handling == errors.BACKOFF else 0.0
+            if (rule.handling == errors.BACKOFF and attempt < self.max_attempts
+                    and self._clock() - started + delay <= RETRY_BUDGET):
                 self.log.info("%s: %s: %s (%s), attempt %d/%d, retrying in %.2f s", product, action,
                               code, status_txt, attempt, self.max_attempts, delay)
                 self._wait(delay, product, action)
@@ -363,15 +368,15 @@ class AliyunApi:
             elif code in ("SignatureDoesNotMatch", "InvalidAccessKeySecret", "IncompleteSignature"):
                 text += ": the AccessKeySecret is wrong"
         else:
-            detail = "" if code == "SDK.UnknownServerError" else _scrub(message, secrets)
-            if code == "SDK.UnknownServerError":
+            detail = _network_reason(message) if code == "SDK.HttpError" else _scrub(message, secrets)
+            if code in (NOT_JSON, "SDK.UnknownServerError"):
                 text = f"{product}: {action}: {status_txt} with a body that is not JSON"
             else:
                 text = f"{product}: {action} failed: {code} ({status_txt})"
                 if detail:
                     text += f": {detail}"
             if rule.retryable:
-                text += f" (gave up after {attempts} attempts)"
+                text += f" (gave up after {attempts} attempt{'s' if attempts != 1 else ''})"
         return rule.exc(_one_line(text, 400), code=code, retryable=rule.retryable)
 
 
@@ -391,6 +396,29 @@ def _parse_body(body) -> dict | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) else None
+
+
+_NETWORK_REASONS = (
+    ("refused", "connection refused"),
+    ("timed out", "timed out"),
+    ("timeout", "timed out"),
+    ("remotedisconnected", "connection closed without a response"),
+    ("aborted", "connection closed without a response"),
+    ("reset", "connection reset"),
+    ("name or service not known", "host name does not resolve"),
+    ("nodename nor servname", "host name does not resolve"),
+    ("certificate verify failed", "TLS certificate verification failed"),
+    ("ssl", "TLS error"),
+)
+
+
+def _network_reason(message: str) -> str:
+    """A short cause for an SDK.HttpError instead of requests' nested exception text."""
+    low = message.lower()
+    for needle, reason in _NETWORK_REASONS:
+        if needle in low:
+            return reason
+    return _scrub(message, [], limit=120)
 
 
 def _sensitive_values(request) -> list[str]:

@@ -51,6 +51,7 @@ ERROR_TABLE: dict[str, ErrorRule] = {
     "UnknownError": _BACKOFF,
     "SDK.HttpError": _BACKOFF,  # timeout, reset, refused, dropped connection (ClientException)
     "SDK.UnknownServerError": _FAIL,  # non-JSON error body: status decides (see classify)
+    "SDK.InvalidResponse": _BACKOFF,  # ours: a 2xx whose body is not JSON (a proxy's page)
     "LastOperationNotFinished": _BACKOFF,  # Alidns: a change on the zone is still running
     "ServiceBusy": _BACKOFF,  # CDN (403): the domain is still being configured
     "RepeatedCommit": _BACKOFF,  # CloudAPI: concurrent change on the group

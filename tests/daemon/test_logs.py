@@ -46,7 +46,7 @@ def test_text_format_with_timestamp_and_certificate(monkeypatch):
 
 
 def test_journald_prefix_when_journal_stream_names_our_stream(monkeypatch, tmp_path):
-    f = open(tmp_path / "stderr", "w+")
+    f = open(tmp_path / "stderr", "w+")  # noqa: SIM115 - closed by the fixture's handler removal
     st = os.fstat(f.fileno())
     monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
     logs.setup_logging("debug", "text", stream=f)
@@ -61,6 +61,7 @@ def test_journald_prefix_when_journal_stream_names_our_stream(monkeypatch, tmp_p
         log.exception("failed")
     f.flush()
     out = (tmp_path / "stderr").read_text().splitlines()
+    f.close()
     assert out[:4] == ["<7>[www] d", "<6>[www] i", "<4>[www] w", "<3>e"]
     assert out[4] == "<3>[www] failed"
     assert all(line.startswith("<3>") for line in out[5:]) and "ValueError: boom" in out[-1]
@@ -68,8 +69,8 @@ def test_journald_prefix_when_journal_stream_names_our_stream(monkeypatch, tmp_p
 
 def test_journal_stream_for_another_file_is_ignored(monkeypatch, tmp_path):
     monkeypatch.setenv("JOURNAL_STREAM", "1:2")
-    f = open(tmp_path / "stderr", "w+")
-    assert logs.journal_stream_matches(f) is False
+    with open(tmp_path / "stderr", "w+") as f:
+        assert logs.journal_stream_matches(f) is False
     assert logs.journal_stream_matches(io.StringIO()) is False
 
 
@@ -92,7 +93,7 @@ def test_json_exception():
     buf = io.StringIO()
     logs.setup_logging("info", "json", stream=buf)
     try:
-        1 / 0
+        _ = 1 / 0
     except ZeroDivisionError:
         logs.cert_logger("www").exception("oops")
     obj = json.loads(lines(buf)[0])

@@ -6,7 +6,7 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,7 +15,7 @@ from daemon.metrics import DaemonMetrics, MetricsServer, Registry, parse_listen
 
 def test_render_exact():
     m = DaemonMetrics()
-    m.certificate_not_after.set(datetime(2026, 2, 24, 10, 0, tzinfo=timezone.utc), certificate="www")
+    m.certificate_not_after.set(datetime(2026, 2, 24, 10, 0, tzinfo=UTC), certificate="www")
     m.certificate_not_after.set(1767225600, certificate="api")
     m.target_not_after.set(1767225600, certificate="www", provider="cdn", target='img."x"\\y\nz')
     m.last_cycle.set(1764151200.25)
@@ -116,7 +116,7 @@ def test_scrape_over_http():
             assert 'alicertd_issuances_total{certificate="www"} 1' in resp.read().decode()
         with urllib.request.urlopen(f"{base}/healthz", timeout=5) as resp:
             assert json.loads(resp.read()) == {"status": "ok", "last_cycle": None}
-        m.last_cycle.set(datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc))
+        m.last_cycle.set(datetime(2026, 11, 26, 10, 0, tzinfo=UTC))
         with urllib.request.urlopen(f"{base}/healthz", timeout=5) as resp:
             assert json.loads(resp.read())["last_cycle"] == "2026-11-26T10:00:00Z"
         with pytest.raises(urllib.error.HTTPError) as err:

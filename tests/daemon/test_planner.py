@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -11,7 +11,7 @@ from daemon import planner as p
 from daemon.config import CertificateConfig
 from providers.base import Binding
 
-UTC = timezone.utc
+UTC = UTC
 T0 = datetime(2026, 1, 1, tzinfo=UTC)          # not_before
 T_END = T0 + timedelta(days=90)                 # not_after
 DAY = timedelta(days=1)

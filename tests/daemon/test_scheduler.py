@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -64,7 +64,7 @@ def test_runs_at_start_without_waiting_an_interval(make):
     s = make(rec, ScheduleConfig(interval=3600, jitter=0))
     s.start()
     assert wait_until(lambda: len(rec.calls) == 1, 5)
-    assert s.next_run_time() > datetime.now(timezone.utc) + timedelta(minutes=59)
+    assert s.next_run_time() > datetime.now(UTC) + timedelta(minutes=59)
 
 
 def test_runs_again_on_a_short_interval(make):
@@ -78,7 +78,7 @@ def test_never_overlaps(make):
     rec = Recorder(duration=0.5)
     s = make(rec, ScheduleConfig(interval=0.1, jitter=0))
     s.start()
-    s.request_early_run(datetime.now(timezone.utc) + timedelta(seconds=0.2))
+    s.request_early_run(datetime.now(UTC) + timedelta(seconds=0.2))
     assert wait_until(lambda: len(rec.calls) >= 3, 10)
     assert rec.max_in_flight == 1
 
@@ -127,7 +127,7 @@ def test_early_run(make):
     s = make(rec, ScheduleConfig(interval=3600, jitter=0))
     s.start()
     assert wait_until(lambda: len(rec.calls) == 1, 5)
-    at = datetime.now(timezone.utc) + timedelta(seconds=0.3)
+    at = datetime.now(UTC) + timedelta(seconds=0.3)
     assert s.request_early_run(at) is True
     # a later request does not replace the earlier one; one past the next regular run is dropped
     assert s.request_early_run(at + timedelta(seconds=10)) is False
@@ -170,15 +170,15 @@ def test_validate_cron_rejects(expr, fragment):
 @pytest.mark.parametrize("dow, expected_weekday", [("0", 6), ("7", 6), ("1", 0), ("sun", 6), ("6", 5)])
 def test_cron_weekdays_follow_crontab_not_apscheduler3(dow, expected_weekday):
     """crontab: 0 and 7 are Sunday; APScheduler 3 would read 0 as Monday."""
-    trig = cron_trigger(f"0 4 * * {dow}", timezone_=timezone.utc)
-    start = datetime(2026, 11, 23, tzinfo=timezone.utc)  # a Monday
+    trig = cron_trigger(f"0 4 * * {dow}", timezone_=UTC)
+    start = datetime(2026, 11, 23, tzinfo=UTC)  # a Monday
     fire = trig.get_next_fire_time(None, start)
     assert fire.weekday() == expected_weekday
 
 
 def test_cron_weekday_step_is_crontab_semantics():
-    trig = cron_trigger("0 4 * * */2", timezone_=timezone.utc)  # sun, tue, thu, sat
-    t = datetime(2026, 11, 23, tzinfo=timezone.utc)
+    trig = cron_trigger("0 4 * * */2", timezone_=UTC)  # sun, tue, thu, sat
+    t = datetime(2026, 11, 23, tzinfo=UTC)
     days = set()
     for _ in range(8):
         t = trig.get_next_fire_time(t, t + timedelta(seconds=1))

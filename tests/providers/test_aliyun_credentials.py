@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from daemon.config import AliyunConfig
-from providers.aliyun.credentials import CredentialSource, Credentials
+from providers.aliyun.credentials import Credentials, CredentialSource
 from providers.base import CredentialError
 
 LOG = logging.getLogger("test.credentials")

@@ -123,6 +123,11 @@ def _wait_until(probe: Callable[[], bool], proc: subprocess.Popen, log_path: Pat
         time.sleep(POLL_INTERVAL)
 
 
+def _port_taken(log_text: str) -> bool:
+    """A start failed because a port picked as free was taken meanwhile (worth another try)."""
+    return "address already in use" in log_text.lower()
+
+
 def _tail(path: Path, lines: int = 30) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -219,6 +224,8 @@ class ChallTestSrv(_Process):
             except RuntimeError as exc:
                 last_error = exc
                 self.stop()
+                if not _port_taken(str(exc)):
+                    break
         raise RuntimeError(str(last_error))
 
     def _answers(self) -> bool:
@@ -268,7 +275,12 @@ class Pebble(_Process):
     key to override it). ``eab`` maps EAB key ids to base64url HMAC keys and makes Pebble require
     external account binding. ``extra_config`` is merged into the ``"pebble"`` config object.
     Pebble's own defaults here: the profiles ``default`` (90 days) and ``shortlived`` (6 days),
-    ``blocked-domain.example`` on the block list, no Retry-After on polls.
+    ``blocked-domain.example`` on the block list, no Retry-After on polls. Pebble's own nonce
+    rejection (5 % of good nonces) stays on unless ``env`` sets PEBBLE_WFE_NONCEREJECT, so every
+    test exercises the badNonce retry a little.
+
+    Pebble 2.10 picks a *random* profile for an order that names none (Go map order): ask for
+    ``profile="default"`` when the lifetime matters.
     """
 
     name = "pebble"
@@ -317,6 +329,8 @@ class Pebble(_Process):
             except RuntimeError as exc:
                 last_error = exc
                 self.stop()
+                if not _port_taken(str(exc)):
+                    break
         raise RuntimeError(str(last_error))
 
     def _config(self) -> dict[str, Any]:
@@ -431,9 +445,9 @@ class ChallTestSolver:
     ``presented``/``cleaned`` record the calls so tests can check the issuance drove them.
     """
 
-    def __init__(self, server: ChallTestSrv, *, mangle: Callable[[str], str] | None = None):
+    def __init__(self, server: ChallTestSrv, *, mangle: Callable[[Any], str | None] | None = None):
         self.server = server
-        self.mangle = mangle  # to serve a wrong value on purpose
+        self.mangle = mangle  # challenge -> the value to serve instead (None: the right one)
         self.presented: list[list[Any]] = []
         self.waited = 0
         self.cleaned: list[list[Any]] = []
@@ -443,7 +457,7 @@ class ChallTestSolver:
         self.presented.append(challenges)
         served = []
         for ch in challenges:
-            value = self.mangle(ch.value) if self.mangle else ch.value
+            value = (self.mangle(ch) if self.mangle else None) or ch.value
             self.server.set_txt(ch.record_name, value)
             served.append((ch.record_name, value))
         return served

@@ -1,0 +1,294 @@
+"""CDN against the sandbox: bind, read back, verify (API + TLS edge), drift, crash retries,
+call counts at scale, faults. Everything goes through the SDK and our access layer."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from daemon import planner
+from providers.base import Binding, ProviderError, VerificationError
+from providers.cdn import CdnProvider, CdnSettings
+from providers.certnames import CDN_NAME_MAX, cert_name
+
+from .certs import make_bundle
+from .conftest import fast_api, provider_for, sandbox_ctx
+from .tlsserver import TlsServer
+
+DEMO = ("cdn.example.com", "img.example.com", "*.static.example.com")
+
+
+def targets(*domains):
+    return CdnProvider.expand(CdnSettings(tuple(domains)))
+
+
+def store_current(state_dir, bundle):
+    """What the state store keeps at the contract path for the current chain of a certificate."""
+    (state_dir / "certificates" / bundle.name).mkdir(parents=True, exist_ok=True)
+    (state_dir / "certificates" / bundle.name / "fullchain.pem").write_text(bundle.fullchain_pem)
+
+
+def test_bind_read_verify_with_tls_including_wildcard(sb, state_dir):
+    www = make_bundle("www", ["cdn.example.com", "img.example.com"])
+    static = make_bundle("static", ["*.static.example.com"])
+    provider = provider_for(CdnProvider, sandbox_ctx(sb, state_dir))
+    ts = targets(*DEMO)
+    assert provider.read_bindings(ts) == {t: Binding("none") for t in ts}
+
+    for t in ts:
+        provider.bind(t, static if t.domain.startswith("*.") else www)
+    for t in ts:
+        bundle = static if t.domain.startswith("*.") else www
+        binding = provider.verify(t, bundle, time.monotonic() + 20)
+        assert binding.serves(bundle) and binding.state == "ok"
+        assert binding.cert_name == cert_name(bundle.name, bundle.fingerprint, CDN_NAME_MAX)
+        served = sb.cdn_binding(t.domain)["served"]
+        assert served["fingerprint"] == bundle.fingerprint
+
+    # the wildcard domain was checked with a concrete name under it
+    assert any(e.get("sni") == "alicertd-verify.static.example.com" for e in sb.edge_log())
+
+    sb.clear_calls()
+    provider.api.calls.clear()
+    bindings = provider.read_bindings(ts)
+    assert bindings[ts[0]].serves(www) and bindings[ts[1]].serves(www)
+    assert bindings[ts[2]].serves(static) and not bindings[ts[2]].serves(www)
+    assert dict(provider.api.calls) == {"cdn:DescribeCdnHttpsDomainList": 1}
+    assert sb.call_counts() == {"DescribeCdnHttpsDomainList": 1}
+
+
+def test_verify_waits_for_the_rollout(sb, state_dir):
+    sb.set_cdn_rollout_seconds(1.0)
+    old = make_bundle("www", ["img.example.com"])
+    new = make_bundle("www", ["img.example.com"])
+    provider = provider_for(CdnProvider, sandbox_ctx(sb, state_dir))
+    [t] = targets("img.example.com")
+    provider.bind(t, old)
+    provider.verify(t, old, time.monotonic() + 20)
+
+    provider.bind(t, new)
+    assert sb.cdn_binding("img.example.com")["served"]["fingerprint"] == old.fingerprint
+    pending = provider.read_bindings([t])[t]
+    assert pending.serves(new)  # the list shows the configuration, not the rollout
+    started = time.monotonic()
+    assert provider.verify(t, new, time.monotonic() + 20).serves(new)
+    assert time.monotonic() - started > 0.5
+    assert sb.cdn_binding("img.example.com")["served"]["fingerprint"] == new.fingerprint
+
+
+def test_verify_gives_up_at_the_deadline_naming_what_is_served(sb, state_dir):
+    sb.set_cdn_rollout_seconds(30)
+    provider = provider_for(CdnProvider, sandbox_ctx(sb, state_dir))
+    [t] = targets("img.example.com")
+    bundle = make_bundle("www", ["img.example.com"])
+    provider.bind(t, bundle)
+    with pytest.raises(VerificationError) as info:
+        provider.verify(t, bundle, time.monotonic() + 1.0)
+    assert str(info.value) in ("cdn: img.example.com is still rolling out (Status checking) after 1s",
+                               "cdn: img.example.com is still rolling out (Status checking) after 0s")
+
+
+def test_verify_fails_when_the_edge_serves_something_else(sb, state_dir):
+    bundle = make_bundle("www", ["img.example.com"])
+    stale = make_bundle("www", ["img.example.com"])
+    with TlsServer(default=stale) as wrong_edge:
+        ctx = sandbox_ctx(sb, state_dir)
+        ctx.config = ctx.config.__class__(**{**ctx.config.__dict__, "verify": ctx.config.verify.__class__(
+            tls=True, connect_to=f"127.0.0.1:{wrong_edge.port}", timeout=5)})
+        provider = provider_for(CdnProvider, ctx)
+        [t] = targets("img.example.com")
+        provider.bind(t, bundle)
+        with pytest.raises(VerificationError,
+                           match=rf"^cdn: img\.example\.com still serves serial {stale.serial} after \d+s$"):
+            provider.verify(t, bundle, time.monotonic() + 1.5)
+
+
+def test_verify_without_tls_uses_the_api_only(sb, state_dir):
+    provider = provider_for(CdnProvider, sandbox_ctx(sb, state_dir, tls=False))
+    [t] = targets("cdn.example.com")
+    bundle = make_bundle("www", ["cdn.example.com"])
+    provider.bind(t, bundle)
+    assert provider.verify(t, bundle, time.monotonic() + 20).serves(bundle)
+    assert sb.edge_log() == []
+
+
+def test_drift_is_seen(sb, state_dir):
+    ours = make_bundle("www", ["cdn.example.com", "img.example.com"])
+    theirs = make_bundle("console", ["img.example.com"])
+    provider = provider_for(CdnProvider, sandbox_ctx(sb, state_dir))
+    ts = targets("cdn.example.com", "img.example.com")
+    for t in ts:
+        provider.bind(t, ours)
+    sb.replace_cdn_binding("img.example.com", theirs.fullchain_pem, theirs.key_pem)
+
+    provider.api.calls.clear()
+    bindings = provider.read_bindings(ts)
+    assert bindings[ts[0]].serves(ours)
+    drifted = bindings[ts[1]]
+    assert not drifted.serves(ours)
+    assert (drifted.serial, drifted.fingerprint) == (theirs.serial, theirs.fingerprint)
+    assert drifted.cert_name.startswith("console-")
+    # one page, plus one close look where the page showed a name we did not make
+    assert dict(provider.api.calls) == {"cdn:DescribeCdnHttpsDomainList": 1,
+                                        "cdn:DescribeDomainCertificateInfo": 1}
+    decision = planner.plan_target(drifted, serial=ours.serial, fingerprint=ours.fingerprint,
+                                   last_deployed_fingerprint=ours.fingerprint)
+    assert decision == planner.TargetDecision(True, planner.DRIFT)
+
+    sb.replace_cdn_binding("cdn.example.com", None)  # HTTPS switched off in the console
+    assert provider.read_bindings(ts)[ts[0]] == Binding("none")
+
+
+def test_retry_after_a_crash_reuses_the_cert_name(sb, state_dir):
+    bundle = make_bundle("www", ["cdn.example.com", "img.example.com"])
+    [t1, t2] = targets("cdn.example.com", "img.example.com")
+    provider_for(CdnProvider, sandbox_ctx(sb, state_dir)).bind(t1, bundle)  # then the run "crashes"
+    first = sb.cdn_binding("cdn.example.com")["cert"]
+
+    rerun = provider_for(CdnProvider, sandbox_ctx(sb, state_dir))  # a new process, nothing remembered
+    rerun.bind(t1, bundle)
+    rerun.bind(t2, bundle)  # the same upload serves a second domain
+    again, other = sb.cdn_binding("cdn.example.com")["cert"], sb.cdn_binding("img.example.com")["cert"]
+    assert first["cert_name"] == again["cert_name"] == other["cert_name"]
+    assert first["cert_id"] == again["cert_id"] == other["cert_id"]
+    assert rerun.verify(t2, bundle, time.monotonic() + 20).serves(bundle)
+
+
+def test_a_lost_answer_is_retried_and_converges(sb, state_dir):
+    """SetCdnDomainSSLCertificate is applied but the connection drops before the answer: the
+    access layer sends it again (ServiceBusy while the rollout runs, then success)."""
+    sb.set_faults("SetCdnDomainSSLCertificate", script=["drop_after"])
+    provider = provider_for(CdnProvider, sandbox_ctx(sb, state_dir))
+    [t] = targets("cdn.example.com")
+    bundle = make_bundle("www", ["cdn.example.com"])
+    provider.bind(t, bundle)
+    assert provider.api.calls["cdn:SetCdnDomainSSLCertificate"] >= 2
+    assert provider.verify(t, bundle, time.monotonic() + 20).serves(bundle)
+
+
+def test_a_fresh_run_identifies_our_name_without_close_looks(sb, state_dir):
+    bundle = make_bundle("www", ["cdn.example.com", "img.example.com"])
+    ts = targets("cdn.example.com", "img.example.com")
+    first = provider_for(CdnProvider, sandbox_ctx(sb, state_dir))
+    for t in ts:
+        first.bind(t, bundle)
+
+    unknown_here = provider_for(CdnProvider, sandbox_ctx(sb, state_dir))
+    assert all(b.serves(bundle) for b in unknown_here.read_bindings(ts).values())
+    assert unknown_here.api.calls["cdn:DescribeDomainCertificateInfo"] == 2  # exact, but per domain
+
+    store_current(state_dir, bundle)
+    known = provider_for(CdnProvider, sandbox_ctx(sb, state_dir))
+    assert all(b.serves(bundle) for b in known.read_bindings(ts).values())
+    assert dict(known.api.calls) == {"cdn:DescribeCdnHttpsDomainList": 1}
+
+
+def bulk_fixture(n: int) -> dict:
+    return {
+        "access_key": [{"id": "LTAIsandboxdemo000001", "secret": "sandbox-demo-secret-not-a-real-key"}],
+        "cdn_domain": [{"name": f"d{i:04d}.bulk.example.com"} for i in range(n)]
+                      + [{"name": "other.example.com"}],
+        "settings": {"cdn_rollout_seconds": 0.0},
+    }
+
+
+def test_sixty_domains_cost_pages_not_sixty_calls(state_dir):
+    from sandbox import Sandbox
+    bundle = make_bundle("bulk", ["*.bulk.example.com"])
+    with Sandbox(bulk_fixture(60)) as sandbox:
+        ctx = sandbox_ctx(sandbox, state_dir, tls=False)
+        provider = provider_for(CdnProvider, ctx)
+        ts = targets(*(f"d{i:04d}.bulk.example.com" for i in range(60)))
+        for t in ts:
+            provider.bind(t, bundle)
+        sandbox.replace_cdn_binding("other.example.com", *_pair(["other.example.com"]))
+        store_current(state_dir, bundle)
+
+        provider = provider_for(CdnProvider, ctx)
+        assert all(b.serves(bundle) for b in provider.read_bindings(ts).values())
+        assert dict(provider.api.calls) == {"cdn:DescribeCdnHttpsDomainList": 1}
+
+        small_pages = provider_for(CdnProvider, ctx)
+        small_pages.page_sizes = (20,)
+        sandbox.clear_calls()
+        assert all(b.serves(bundle) for b in small_pages.read_bindings(ts).values())
+        assert dict(small_pages.api.calls) == {"cdn:DescribeCdnHttpsDomainList": 4}  # 61 entries
+        assert sandbox.call_counts() == {"DescribeCdnHttpsDomainList": 4}
+
+
+def _pair(domains):
+    b = make_bundle("x", domains)
+    return b.fullchain_pem, b.key_pem
+
+
+def test_a_thousand_domains(state_dir):
+    """The bench target: 1,000 domains read in two pages; close looks only where changed."""
+    from sandbox import Sandbox
+    bundle = make_bundle("bulk", ["*.bulk.example.com"])
+    name = cert_name(bundle.name, bundle.fingerprint, CDN_NAME_MAX)
+    domains = [f"d{i:04d}.bulk.example.com" for i in range(1000)]
+    with Sandbox(bulk_fixture(1000)) as sandbox:
+        for d in domains:  # planted through the admin API: 1,000 API binds would only slow the test
+            sandbox.replace_cdn_binding(d, bundle.fullchain_pem, bundle.key_pem, cert_name=name)
+        for d in domains[:3]:
+            sandbox.replace_cdn_binding(d, *_pair([d]))
+        store_current(state_dir, bundle)
+        provider = provider_for(CdnProvider, sandbox_ctx(sandbox, state_dir, tls=False))
+        ts = targets(*domains)
+        started = time.monotonic()
+        bindings = provider.read_bindings(ts)
+        elapsed = time.monotonic() - started
+        assert sum(b.serves(bundle) for b in bindings.values()) == 997
+        assert dict(provider.api.calls) == {"cdn:DescribeCdnHttpsDomainList": 2,
+                                            "cdn:DescribeDomainCertificateInfo": 3}
+        assert elapsed < 10
+
+
+def test_thirty_percent_faults_still_converge(sb, state_dir):
+    sb.set_faults("*", throttle=0.15, unavailable=0.15, seed=20240601)
+    www = make_bundle("www", ["cdn.example.com", "img.example.com"])
+    static = make_bundle("static", ["*.static.example.com"])
+    provider = provider_for(CdnProvider, sandbox_ctx(sb, state_dir))
+    ts = targets(*DEMO)
+    for t in ts:
+        bundle = static if t.domain.startswith("*.") else www
+        provider.bind(t, bundle)
+        assert provider.verify(t, bundle, time.monotonic() + 30).serves(bundle)
+    bindings = provider.read_bindings(ts)
+    assert bindings[ts[0]].serves(www) and bindings[ts[2]].serves(static)
+    faults = sum(1 for e in sb.calls() if e.get("fault"))
+    assert faults > 0, "the fault rule did not fire: the test proves nothing"
+
+
+def test_errors_are_one_line_and_name_the_product(sb, state_dir):
+    provider = provider_for(CdnProvider, sandbox_ctx(sb, state_dir))
+    [t] = targets("missing.example.com")
+    bundle = make_bundle("www", ["missing.example.com"])
+    with pytest.raises(ProviderError) as info:
+        provider.bind(t, bundle)
+    assert str(info.value).startswith("cdn: SetCdnDomainSSLCertificate failed: InvalidDomain.NotFound")
+    assert "\n" not in str(info.value) and "PRIVATE KEY" not in str(info.value)
+    assert provider.read_bindings([t])[t] == Binding("none")
+
+
+def test_stop_interrupts_verification(sb, state_dir):
+    sb.set_cdn_rollout_seconds(30)
+    ctx = sandbox_ctx(sb, state_dir)
+    provider = provider_for(CdnProvider, ctx)
+    [t] = targets("img.example.com")
+    bundle = make_bundle("www", ["img.example.com"])
+    provider.bind(t, bundle)
+    import threading
+    threading.Timer(0.3, ctx.stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(ProviderError, match="interrupted"):
+        provider.verify(t, bundle, time.monotonic() + 60)
+    assert time.monotonic() - started < 5
+
+
+def test_shared_api_instance(sb, state_dir):
+    ctx = sandbox_ctx(sb, state_dir)
+    api = fast_api(ctx)
+    a, b = provider_for(CdnProvider, ctx, api=api), provider_for(CdnProvider, ctx, api=api)
+    assert a.api is b.api
