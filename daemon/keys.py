@@ -131,6 +131,11 @@ class CertInfo:
     def lifetime(self) -> dt.timedelta:
         return self.not_after - self.not_before
 
+    @property
+    def issuer(self) -> str | None:
+        """The issuer's CN (what CertificateBundle.issuer and ``status`` show)."""
+        return self.issuer_cn
+
 
 def split_pem_chain(text: str | bytes) -> list[str]:
     """Every ``CERTIFICATE`` PEM block of ``text``, in order, each ending with a newline."""

@@ -14,6 +14,7 @@ tool's record. Every error message starts with ``alidns: ``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -22,6 +23,7 @@ import dns.exception
 import dns.message
 import dns.name
 import dns.query
+import dns.rcode
 import dns.rdatatype
 import dns.resolver
 
@@ -88,6 +90,7 @@ class AlidnsProvider:
         self.log = ctx.log
         self.settings = settings
         self.api = api or AliyunApi(ctx.config.aliyun, log=ctx.log, stop=ctx.stop)
+        self._lock = threading.Lock()  # present/wait may run for several orders at once
         self._zones: list[wire.Zone] | None = None
         self._servers: dict[str, list[propagation.Nameserver]] = {}
         self._targets: dict[str, str] = {}
@@ -96,10 +99,11 @@ class AlidnsProvider:
 
     def zones(self) -> list[wire.Zone]:
         """Every zone of the account (DescribeDomains, all pages), read once per instance."""
-        if self._zones is None:
-            self._zones = wire.describe_domains(self.api)
-            self.log.debug("alidns: %d zones in the account", len(self._zones))
-        return self._zones
+        with self._lock:
+            if self._zones is None:
+                self._zones = wire.describe_domains(self.api)
+                self.log.debug("alidns: %d zones in the account", len(self._zones))
+            return self._zones
 
     def zone_of(self, fqdn: str) -> wire.Zone | None:
         """The longest zone of the account that ``fqdn`` is in (nested zones win)."""
@@ -156,29 +160,35 @@ class AlidnsProvider:
         return self._dns_cname(name)
 
     def _dns_cname(self, name: str) -> str | None:
-        """CNAME of a name outside the account, from the configured nameservers or the system
-        resolver. No answer means no delegation (the zone check then names the problem)."""
+        """CNAME of a name outside the account (a domain hosted elsewhere that delegates its
+        challenge into one of our zones). Asked of ``[dns] nameservers`` first, then of the
+        system resolver when none of them answers for the name (REFUSED, timeout). No answer
+        means no delegation: the zone check then names the problem."""
         qname = dns.name.from_text(name)
-        try:
-            if self.ctx.config.dns.nameservers:
-                for ns in propagation.resolve_nameservers(self.ctx.config.dns.nameservers, log=self.log):
-                    query = dns.message.make_query(qname, dns.rdatatype.CNAME)
-                    try:
-                        resp, _ = dns.query.udp_with_fallback(query, ns.address, port=ns.port,
-                                                              timeout=DNS_LOOKUP_LIFETIME)
-                    except (OSError, dns.exception.DNSException):
-                        continue
-                    for rrset in resp.answer:
-                        if rrset.rdtype == dns.rdatatype.CNAME and rrset.name == qname:
-                            return propagation.to_ascii(rrset[0].target.to_text())
+        if self.ctx.config.dns.nameservers:
+            try:
+                servers = propagation.resolve_nameservers(self.ctx.config.dns.nameservers)
+            except ProviderError:
+                servers = []
+            for ns in servers:
+                query = dns.message.make_query(qname, dns.rdatatype.CNAME)
+                try:
+                    resp, _ = dns.query.udp_with_fallback(query, ns.address, port=ns.port,
+                                                          timeout=DNS_LOOKUP_LIFETIME)
+                except (OSError, dns.exception.DNSException):
+                    continue
+                if resp.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+                    continue
+                for rrset in resp.answer:
+                    if rrset.rdtype == dns.rdatatype.CNAME and rrset.name == qname:
+                        return propagation.to_ascii(rrset[0].target.to_text())
                 return None
+        try:
             answer = dns.resolver.resolve(qname, dns.rdatatype.CNAME, lifetime=DNS_LOOKUP_LIFETIME,
                                           raise_on_no_answer=False)
-            if answer.rrset is not None:
-                return propagation.to_ascii(answer.rrset[0].target.to_text())
-        except (dns.exception.DNSException, ProviderError, OSError):
+        except (dns.exception.DNSException, OSError):
             return None
-        return None
+        return propagation.to_ascii(answer.rrset[0].target.to_text()) if answer.rrset is not None else None
 
     # -- DnsProvider ------------------------------------------------------------------
 

@@ -298,6 +298,8 @@ class CdnProvider:
                 return None
             if binding.state == "ok" and binding.fingerprint == bundle.fingerprint:
                 return binding
+            if binding.state == "error" and binding.fingerprint == bundle.fingerprint:
+                raise VerificationError(f"cdn: {domain}: the rollout failed ({binding.detail})")
             if binding.fingerprint != bundle.fingerprint:
                 last[0] = (f"still serves serial {binding.serial}" if binding.serial
                            else f"serves no certificate ({binding.detail or binding.state})")

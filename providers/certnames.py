@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -93,23 +94,6 @@ def leaf_of_bundle(bundle: CertificateBundle) -> Leaf:
     return Leaf(bundle.serial, bundle.fingerprint, bundle.not_after)
 
 
-def parse_api_time(text: object) -> datetime | None:
-    """Expiry times as the APIs print them: ``2018-06-03T22:03:39Z``, ``2018-12-26 14:45:09``
-    (CDN list, no zone: taken as UTC) or epoch milliseconds (API Gateway)."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return datetime.fromtimestamp(text / 1000, tz=timezone.utc)
-    if not isinstance(text, str) or not text.strip():
-        return None
-    value = text.strip()
-    if value.isdigit():
-        return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
 # --------------------------------------------------------------------------- known certificates
 
 
@@ -125,15 +109,18 @@ class KnownCertificates:
         self._state_dir = state_dir
         self._loaded = state_dir is None
         self._by_prefix: dict[str, Leaf] = {}
+        self._lock = threading.Lock()  # the daemon deploys from several threads
 
     def add(self, leaf: Leaf) -> None:
-        self._by_prefix[leaf.fingerprint[:FP_LEN].lower()] = leaf
+        with self._lock:
+            self._by_prefix[leaf.fingerprint[:FP_LEN].lower()] = leaf
 
     def lookup(self, prefix: str) -> Leaf | None:
-        if not self._loaded:
-            self._loaded = True
-            self._load()
-        return self._by_prefix.get(prefix.lower())
+        with self._lock:
+            if not self._loaded:
+                self._loaded = True
+                self._load()
+            return self._by_prefix.get(prefix.lower())
 
     def _load(self) -> None:
         base = self._state_dir / "certificates" if self._state_dir else None
@@ -141,6 +128,7 @@ class KnownCertificates:
             return
         for chain in sorted(base.glob("*/fullchain.pem")):
             try:
-                self.add(leaf_of_pem(chain.read_bytes()))
+                leaf = leaf_of_pem(chain.read_bytes())
             except (OSError, ValueError):
                 continue  # the state store reports unreadable files; here it is only a shortcut
+            self._by_prefix[leaf.fingerprint[:FP_LEN].lower()] = leaf

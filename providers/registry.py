@@ -64,6 +64,9 @@ def load_providers() -> dict[str, type]:
     return {name: _load(eps[0]) for name, eps in sorted(by_name.items())}
 
 
-def get(name: str) -> type | None:
+def get_provider(name: str) -> type | None:
     """The provider class registered as ``name``, or None."""
     return load_providers().get(name)
+
+
+get = get_provider

@@ -8,6 +8,7 @@ operation is a method here; sandbox/admin.py only maps HTTP routes onto these me
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import time
@@ -35,15 +36,15 @@ class SandboxError(ValueError):
 def _utc(ts: float | None) -> str | None:
     if not ts:
         return None
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _cert_view(chain_pem: str, info, name: str, cert_id) -> dict:
     return {"cert_name": name, "cert_id": str(cert_id), "serial": info.serial,
             "fingerprint": info.fingerprint, "common_name": info.common_name,
             "dns_names": list(info.dns_names), "not_before": _utc(info.not_before.replace(
-                tzinfo=dt.timezone.utc).timestamp()),
-            "not_after": _utc(info.not_after.replace(tzinfo=dt.timezone.utc).timestamp()),
+                tzinfo=dt.UTC).timestamp()),
+            "not_after": _utc(info.not_after.replace(tzinfo=dt.UTC).timestamp()),
             "cert_pem": chain_pem}
 
 
@@ -201,10 +202,8 @@ class Sandbox:
     def record_call(self, entry: dict) -> None:
         self.call_log.append(entry)
         if self.on_call is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.on_call(entry)
-            except Exception:
-                pass
 
     def calls(self, since: float | None = None, action: str | None = None) -> list[dict]:
         return self.call_log.entries(since=since, action=action)

@@ -32,7 +32,7 @@ class Principal:
 def parse_timestamp(value: str) -> float:
     for fmt in _TS_FORMATS:
         try:
-            return dt.datetime.strptime(value, fmt).replace(tzinfo=dt.timezone.utc).timestamp()
+            return dt.datetime.strptime(value, fmt).replace(tzinfo=dt.UTC).timestamp()
         except ValueError:
             continue
     raise ApiError(400, "InvalidTimeStamp.Format",

@@ -157,7 +157,7 @@ def covers(names, hostname: str) -> bool:
 def make_default_certificate(common_name: str = "sandbox default") -> tuple[str, str]:
     """A self-signed (cert PEM, key PEM), generated at start so no key is ever committed."""
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "alicertd sandbox")])
     cert = (

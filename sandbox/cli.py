@@ -8,6 +8,7 @@ stops cleanly on SIGTERM/SIGINT, removing the ready file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -43,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _call_line(entry: dict) -> str:
-    ts = dt.datetime.fromtimestamp(entry["time"], dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ts = dt.datetime.fromtimestamp(entry["time"], dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     status = "DROP" if entry.get("dropped") else entry.get("status")
     fault = f" fault={entry['fault']}" if entry.get("fault") else ""
     return (f"{ts[:-4]}Z {status} {entry['product']} {entry['action'] or '-'} "
@@ -96,10 +97,8 @@ def serve(args) -> int:
     finally:
         sb.stop()
         if args.ready_file:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(args.ready_file)
-            except OSError:
-                pass
         with out_lock:
             print("sandbox stopped", flush=True)
     return 0

@@ -10,6 +10,7 @@ zones, TC over UDP) is here, kept small and explicit.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import socketserver
 import struct
@@ -202,6 +203,7 @@ class DnsListener:
         self._udp, self._tcp = self._bind(host, port)
         self.port = self._udp.getsockname()[1]
         self._threads: list[threading.Thread] = []
+        self._started = False
 
     def _bind(self, host: str, port: int):
         for _ in range(20):
@@ -242,6 +244,7 @@ class DnsListener:
         t2 = threading.Thread(target=self._tcp.serve_forever, kwargs={"poll_interval": 0.05},
                               name=f"sandbox-dns-{self.label}-tcp", daemon=True)
         self._threads = [t1, t2]
+        self._started = True
         for t in self._threads:
             t.start()
 
@@ -270,7 +273,8 @@ class DnsListener:
                 s.sendto(b"", (self.host, self.port))
         except OSError:
             pass
-        self._tcp.shutdown()
+        if self._started:  # shutdown() waits for a serve_forever that must have run
+            self._tcp.shutdown()
         self._tcp.server_close()
         self._tcp.close_all()
         for t in self._threads:
@@ -296,10 +300,8 @@ class _TcpServer(socketserver.ThreadingTCPServer):
         with self._lock:
             conns = list(self._conns)
         for c in conns:
-            try:
+            with contextlib.suppress(OSError):
                 c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class _TcpHandler(socketserver.BaseRequestHandler):

@@ -10,6 +10,7 @@ written to a private temporary directory, loaded, and unlinked at once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -86,15 +87,14 @@ class TlsEdge:
         self._thread.start()
 
     def stop(self) -> None:
-        self.server.shutdown()
+        if self._thread is not None:  # shutdown() waits for a serve_forever that must have run
+            self.server.shutdown()
         self.server.server_close()
         self.server.close_all()
         if self._thread:
             self._thread.join(timeout=2)
-        try:
+        with contextlib.suppress(OSError):
             os.rmdir(self._tmpdir)
-        except OSError:
-            pass
 
 
 class _EdgeServer(socketserver.ThreadingTCPServer):
@@ -115,10 +115,8 @@ class _EdgeServer(socketserver.ThreadingTCPServer):
         with self._lock:
             conns = list(self._conns)
         for c in conns:
-            try:
+            with contextlib.suppress(OSError):
                 c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class _EdgeHandler(socketserver.BaseRequestHandler):
@@ -154,7 +152,5 @@ class _EdgeHandler(socketserver.BaseRequestHandler):
             pass
         finally:
             self.server.track(raw, False)
-            try:
+            with contextlib.suppress(OSError):
                 tls.close()
-            except OSError:
-                pass

@@ -95,7 +95,7 @@ def build_world(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = No
         typ = SETTING_TYPES.get(key)
         if typ is None:
             problems.append(f"settings.{key}: unknown setting")
-        elif not isinstance(value, typ) or (typ != bool and isinstance(value, bool)):
+        elif not isinstance(value, typ) or (typ is not bool and isinstance(value, bool)):
             problems.append(f"settings.{key}: wrong type")
         elif key == "nameservers":
             if not value or not all(isinstance(n, str) and n for n in value):

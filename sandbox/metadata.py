@@ -15,7 +15,7 @@ PREFIX = "/latest/meta-data/ram/security-credentials/"
 
 
 def _utc(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def handle(world, path: str, now: float) -> tuple[int, str, bytes, str]:

@@ -12,6 +12,7 @@ close a socket without answering (the ``drop`` faults) to produce a client-side 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import sys
@@ -169,7 +170,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         sb = self.server.sandbox
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.close_connection = True
+            self._send(400, b'{"Code":"BadRequest","Message":"bad Content-Length"}', JSON_TYPE)
+            return
         raw_body = self.rfile.read(length) if length > 0 else b""
         url = urlsplit(self.path)
         path = url.path or "/"
@@ -199,10 +205,8 @@ class _Handler(BaseHTTPRequestHandler):
         outcome = handle_rpc(sb, method, params)
         if outcome.drop:
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         self._send(outcome.status, outcome.body, outcome.content_type)
 
@@ -235,7 +239,5 @@ class ApiServer(ThreadingHTTPServer):
         with self._conns_lock:
             conns = list(self._conns)
         for c in conns:
-            try:
+            with contextlib.suppress(OSError):
                 c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass

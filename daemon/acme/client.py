@@ -232,10 +232,12 @@ class AcmeClient:
         return _account(url, self._post(url, {"contact": list(contact)}))
 
     def key_change(self, new_key: PrivateKey) -> Account:
-        """Roll the account over to ``new_key`` (§7.3.5). Returns as soon as the CA accepted,
-        with no further request (a failure after that point would leave the caller unsure
-        which key is current); from then on this client signs with ``new_key`` and the caller
-        must persist it. The returned Account holds what the CA answered (Pebble: nothing)."""
+        """Roll the account over to ``new_key`` (§7.3.5). Returns once the CA accepted; from
+        then on this client signs with ``new_key`` and the caller must persist it.
+
+        Nothing after the acceptance may raise (the caller would not know which key is
+        current): the account is then read back best effort, and when that read fails the
+        Account is what the keyChange response said (often nothing: contact unknown)."""
         url = self.directory.key_change
         if not url:
             raise AcmeProtocolError("the CA offers no keyChange", url=self.directory_url)
@@ -244,7 +246,11 @@ class AcmeClient:
                          url=url, nonce=None, kid=None)
         response = self._post(url, inner)
         self.account_key = new_key
-        return _account(account_url, response)
+        try:
+            return self.account_info()
+        except AcmeError as exc:
+            log.warning("account key rolled over, but reading the account back failed: %s", exc)
+            return _account(account_url, response)
 
     def deactivate_account(self) -> Account:
         """§7.3.6. Irreversible: the key can never be used for an account at this CA again."""

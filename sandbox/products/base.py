@@ -88,15 +88,15 @@ def enum_param(call: Call, name: str, allowed: Sequence[str], default: str | Non
 def iso(ts: float | dt.datetime) -> str:
     if isinstance(ts, dt.datetime):
         return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def spaced(ts: float | dt.datetime) -> str:
     """``2018-12-26 14:45:09`` (UTC; the real service does not say which zone it uses)."""
     if isinstance(ts, dt.datetime):
         return ts.strftime("%Y-%m-%d %H:%M:%S")
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def epoch_ms(d: dt.datetime) -> int:
-    return int(d.replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
+    return int(d.replace(tzinfo=dt.UTC).timestamp() * 1000)

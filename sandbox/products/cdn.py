@@ -38,7 +38,7 @@ def _domain(call: Call) -> CdnDomain:
 
 def _cert_status(cert: StoredCert, domain: str, now: float) -> str:
     """DescribeCdnHttpsDomainList ``CertStatus``."""
-    not_after = cert.info.not_after.replace(tzinfo=dt.timezone.utc).timestamp()
+    not_after = cert.info.not_after.replace(tzinfo=dt.UTC).timestamp()
     if not cert.info.covers(domain):
         return "mismatch"
     if not_after <= now:
@@ -81,7 +81,7 @@ def _check_usable(info, domain: str, now: float) -> None:
     if not info.covers(domain):
         raise ApiError(400, "CertificateDomainNotMatch",
                        f"The certificate does not match the domain name {domain}.")
-    if info.not_after.replace(tzinfo=dt.timezone.utc).timestamp() <= now:
+    if info.not_after.replace(tzinfo=dt.UTC).timestamp() <= now:
         raise ApiError(400, "CertificateExpired", "The certificate has expired.")
 
 

@@ -112,6 +112,7 @@ def test_certificate_info(ec_key):
     assert info.not_after.tzinfo is not None and info.lifetime == dt.timedelta(days=90)
     assert info.sans == ("a.example", "*.a.example")
     assert (info.subject_cn, info.issuer_cn, info.key_type) == ("a.example", "Test CA", "ec256")
+    assert info.issuer == "Test CA"
     assert info.fingerprint == cert.fingerprint(hashes.SHA256()).hex()
     assert keys.certificate_info(cert.public_bytes(serialization.Encoding.DER)) == info
     with pytest.raises(AttributeError):

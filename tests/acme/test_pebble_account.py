@@ -61,6 +61,7 @@ def test_key_rollover(client, pebble):
     new_key = keys.generate_private_key("ec384")
     account = client.key_change(new_key)
     assert account.url == url and account.status == "valid"
+    assert account.contact == ("mailto:test@example.com",)  # read back with the new key
     assert client.account_key is new_key  # the client now signs with the new key
     assert client.account_info().url == url
 

@@ -28,7 +28,7 @@ class Ca:
 def make_ca(name: str = "alicertd test CA") -> Ca:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=3650))
@@ -52,7 +52,7 @@ def make_bundle(name: str, domains: list[str] | tuple[str, ...], *, ca: Ca | Non
     """A leaf for ``domains`` signed by ``ca`` (the module's default CA unless given)."""
     ca = ca or default_ca()
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     serial = int.from_bytes(secrets.token_bytes(16), "big") >> 1 | 1
     cert = (x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domains[0])]))

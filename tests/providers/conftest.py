@@ -90,6 +90,17 @@ def provider_for(cls, ctx: ProviderContext, api=None):
     return provider
 
 
+def eventually(check, timeout: float = 5.0) -> bool:
+    """Poll ``check`` until true or ``timeout``: for what a sandbox thread logs a moment later."""
+    import time
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 @pytest.fixture
 def sb():
     from sandbox import Sandbox

@@ -163,3 +163,22 @@ def test_refresh_failure_keeps_still_valid_credentials():
     now[0] += timedelta(minutes=5)  # expired now
     with pytest.raises(CredentialError):
         src.get()
+
+
+def test_ram_role_metadata_that_never_answers_times_out():
+    """A metadata service that accepts the connection and then says nothing: the fetch gives
+    up after the 5 s read timeout instead of hanging the daemon (the SDK's signer would)."""
+    import socket
+    import time
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)  # the kernel completes the handshake; nobody ever reads or writes
+        port = server.getsockname()[1]
+        src = CredentialSource(AliyunConfig(ram_role="r", metadata_endpoint=f"http://127.0.0.1:{port}"),
+                               log=LOG, env={})
+        t0 = time.monotonic()
+        with pytest.raises(CredentialError, match="cannot fetch") as info:
+            src.get()
+        assert 4.5 <= time.monotonic() - t0 < 8
+        assert info.value.retryable

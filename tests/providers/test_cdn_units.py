@@ -17,7 +17,6 @@ from providers.certnames import (
     cert_name,
     fingerprint_prefix,
     leaf_of_pem,
-    parse_api_time,
 )
 from providers.tls import edge_for, handshake_serial, probe_name, wait_for
 
@@ -50,13 +49,6 @@ def test_cert_name(name, limit, expected):
                                   "alicertd-www-0123456789abX", "Alicertd-www-xyz456789abc"])
 def test_foreign_names_are_not_ours(text):
     assert fingerprint_prefix(text) is None
-
-
-def test_parse_api_time():
-    assert parse_api_time("2018-06-03T22:03:39Z").isoformat() == "2018-06-03T22:03:39+00:00"
-    assert parse_api_time("2018-12-26 14:45:09").isoformat() == "2018-12-26T14:45:09+00:00"
-    assert parse_api_time(1528063419000).isoformat() == "2018-06-03T22:03:39+00:00"
-    assert parse_api_time("") is None and parse_api_time("soon") is None
 
 
 def test_known_certificates_load_the_state_dirs_current_chains(state_dir):
@@ -268,3 +260,51 @@ def test_target_identity_is_provider_and_name():
     a = Target("cdn", "a.example.com", CdnSettings(("a.example.com",)), domain="a.example.com")
     b = Target("cdn", "a.example.com", CdnSettings(("a.example.com", "b.example.com")), domain="a.example.com")
     assert a == b and hash(a) == hash(b)
+
+
+# --------------------------------------------------------------------------- bind after "name exists"
+
+
+class NameTaken(ScriptedCdn):
+    """The real service's reported behaviour: an upload under an existing name fails, even
+    with the same certificate (the sandbox accepts that case, so it is scripted here)."""
+
+    def __init__(self, served_pem: str | None):
+        super().__init__([])
+        self.served_pem = served_pem
+
+    def call(self, product, request, *, region=None):
+        action, params = request.get_action_name(), dict(request.get_query_params())
+        if action == "SetCdnDomainSSLCertificate":
+            self.calls.append((action, params))
+            raise ProviderError("cdn: SetCdnDomainSSLCertificate failed: CertName.AlreadyExists (HTTP 400): "
+                                "The certificate name already exists.", code="CertName.AlreadyExists")
+        if action == "DescribeDomainCertificateInfo" and self.served_pem:
+            self.calls.append((action, params))
+            return {"CertInfos": {"CertInfo": [{
+                "DomainName": params["DomainName"], "ServerCertificateStatus": "on", "Status": "success",
+                "ServerCertificate": self.served_pem}]}}
+        if action == "BatchSetCdnDomainServerCertificate":
+            self.calls.append((action, params))
+            return {"RequestId": "x"}
+        return super().call(product, request, region=region)
+
+
+def test_name_exists_and_the_domain_has_it_is_done(state_dir):
+    bundle = make_bundle("www", ["a.example.com"])
+    api = NameTaken(served_pem=bundle.fullchain_pem)
+    [t] = cdn_targets(["a.example.com"])
+    CdnProvider(make_ctx(state_dir), api=api).bind(t, bundle)
+    assert [a for a, _ in api.calls] == ["SetCdnDomainSSLCertificate", "DescribeDomainCertificateInfo"]
+
+
+def test_name_exists_for_another_domain_binds_the_stored_upload(state_dir):
+    bundle = make_bundle("www", ["a.example.com", "b.example.com"])
+    api = NameTaken(served_pem=None)
+    [t] = cdn_targets(["b.example.com"])
+    CdnProvider(make_ctx(state_dir), api=api).bind(t, bundle)
+    assert [a for a, _ in api.calls] == ["SetCdnDomainSSLCertificate", "DescribeDomainCertificateInfo",
+                                         "BatchSetCdnDomainServerCertificate"]
+    params = api.calls[-1][1]
+    assert params["ForceSet"] == "1" and params["DomainName"] == "b.example.com"
+    assert params["CertName"] == api.calls[0][1]["CertName"] == cert_name("www", bundle.fingerprint, CDN_NAME_MAX)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import tempfile
@@ -58,10 +59,8 @@ class TlsServer:
             try:
                 with base.wrap_socket(conn, server_side=True) as tls:
                     tls.settimeout(2)
-                    try:
+                    with contextlib.suppress(OSError):
                         tls.recv(1)
-                    except OSError:
-                        pass
             except (OSError, ssl.SSLError):
                 conn.close()
 

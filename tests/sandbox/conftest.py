@@ -17,13 +17,13 @@ import uuid
 from urllib.parse import quote
 
 import pytest
+from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
+from aliyunsdkcore.client import AcsClient
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
-from aliyunsdkcore.client import AcsClient
 from sandbox import Sandbox
 
 AK = "LTAIsandboxdemo000001"
@@ -38,7 +38,7 @@ class LocalCA:
 
     def __init__(self, name: str = "Sandbox Test CA"):
         self.key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name),
                              x509.NameAttribute(NameOID.ORGANIZATION_NAME, "alicertd tests")])
         self.cert = (
@@ -52,7 +52,7 @@ class LocalCA:
 
     def issue(self, names, days: int = 90, not_before_days: int = -1):
         key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         leaf = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
@@ -86,9 +86,9 @@ def handshake(sb, sni, ca_pem=None):
     else:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", sb.edge_port), timeout=5) as raw:
-        with ctx.wrap_socket(raw, server_hostname=sni) as tls:
-            der = tls.getpeercert(binary_form=True)
+    with socket.create_connection(("127.0.0.1", sb.edge_port), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname=sni) as tls:
+        der = tls.getpeercert(binary_form=True)
     return serial_of(x509.load_der_x509_certificate(der))
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from conftest import AK, SECRET, call, call_error, handshake, serial_of
-
 from aliyunsdkcloudapi.request.v20160714.DeleteDomainCertificateRequest import DeleteDomainCertificateRequest
 from aliyunsdkcloudapi.request.v20160714.DescribeApiGroupRequest import DescribeApiGroupRequest
 from aliyunsdkcloudapi.request.v20160714.DescribeApiGroupsRequest import DescribeApiGroupsRequest
 from aliyunsdkcloudapi.request.v20160714.DescribeDomainRequest import DescribeDomainRequest
 from aliyunsdkcloudapi.request.v20160714.SetDomainCertificateRequest import SetDomainCertificateRequest
 from aliyunsdkcore.client import AcsClient
+from conftest import AK, SECRET, call, call_error, handshake, serial_of
 
 
 @pytest.fixture

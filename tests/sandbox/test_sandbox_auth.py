@@ -8,8 +8,6 @@ import urllib.request
 
 import pytest
 import requests
-from conftest import AK, SECRET, call, call_error, signed_params, signed_url
-
 from aliyunsdkalidns.request.v20150109.AddDomainRecordRequest import AddDomainRecordRequest
 from aliyunsdkalidns.request.v20150109.DeleteSubDomainRecordsRequest import DeleteSubDomainRecordsRequest
 from aliyunsdkalidns.request.v20150109.DescribeDomainsRequest import DescribeDomainsRequest
@@ -17,6 +15,7 @@ from aliyunsdkcdn.request.v20180510.DescribeUserDomainsRequest import DescribeUs
 from aliyunsdkcloudapi.request.v20160714.DescribeApiGroupsRequest import DescribeApiGroupsRequest
 from aliyunsdkcore.auth.credentials import StsTokenCredential
 from aliyunsdkcore.client import AcsClient
+from conftest import AK, SECRET, call, call_error, signed_params, signed_url
 
 
 def _txt_request(rr="_acme-challenge", value="token-1"):
@@ -249,3 +248,9 @@ def test_sts_token_errors(sb, case, code):
                            secret=creds["AccessKeySecret"])
     r = requests.get(signed_url(sb, params), timeout=5)
     assert (r.status_code, r.json()["Code"]) == (400, code)
+
+
+def test_awkward_characters_survive_signing_and_decoding(sb, client):
+    value = "a b*c~d+e/f=ü&x=%41"
+    body = call(sb, client, _txt_request(value=value))
+    assert [r["Value"] for r in sb.records("example.com") if r["RecordId"] == body["RecordId"]] == [value]

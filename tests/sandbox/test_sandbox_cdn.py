@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import call, call_error, handshake, serial_of, wait_until
-
 from aliyunsdkcdn.request.v20180510.DescribeCdnDomainDetailRequest import DescribeCdnDomainDetailRequest
 from aliyunsdkcdn.request.v20180510.DescribeCdnHttpsDomainListRequest import DescribeCdnHttpsDomainListRequest
 from aliyunsdkcdn.request.v20180510.DescribeDomainCertificateInfoRequest import (
@@ -14,6 +12,7 @@ from aliyunsdkcdn.request.v20180510.DescribeDomainCertificateInfoRequest import 
 )
 from aliyunsdkcdn.request.v20180510.DescribeUserDomainsRequest import DescribeUserDomainsRequest
 from aliyunsdkcdn.request.v20180510.SetCdnDomainSSLCertificateRequest import SetCdnDomainSSLCertificateRequest
+from conftest import call, call_error, handshake, serial_of, wait_until
 
 
 def set_cert(domain, chain=None, key=None, name=None, protocol="on"):

@@ -10,10 +10,9 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
-from conftest import call, wait_until
-
 from aliyunsdkalidns.request.v20150109.AddDomainRecordRequest import AddDomainRecordRequest
 from aliyunsdkalidns.request.v20150109.DeleteDomainRecordRequest import DeleteDomainRecordRequest
+from conftest import call, wait_until
 
 
 def query(sb, name, rdtype="A", tcp=False, port=None):

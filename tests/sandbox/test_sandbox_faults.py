@@ -6,11 +6,10 @@ import time
 
 import pytest
 import requests
-from conftest import call, call_error, client_error, signed_params, signed_url
-
 from aliyunsdkalidns.request.v20150109.AddDomainRecordRequest import AddDomainRecordRequest
 from aliyunsdkalidns.request.v20150109.DescribeDomainsRequest import DescribeDomainsRequest
 from aliyunsdkcore.acs_exception.exceptions import ServerException
+from conftest import call, call_error, client_error, signed_params, signed_url
 
 
 def outcomes(sb, client, n):
