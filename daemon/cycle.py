@@ -237,7 +237,8 @@ class Cycle:
         try:
             info = self.issuer().renewal_info(current.fullchain_pem)
         except Exception as exc:  # noqa: BLE001 - ARI is advisory: fall back to the lifetime rule
-            log.warning("[%s] renewal information unavailable: %s", cert.name, describe_error(exc)[1])
+            log.warning("renewal information unavailable: %s", describe_error(exc)[1],
+                        extra={"certificate": cert.name})
             return issued
         if info is None:
             return issued
@@ -264,7 +265,7 @@ class Cycle:
                 outcome.action = "skipped"
                 outcome.error = "shutting down"
                 return
-            clog.info("[%s] issuing (%s): %s", cert.name, outcome.decision.reason, ", ".join(cert.domains))
+            clog.info("issuing (%s): %s", outcome.decision.reason, ", ".join(cert.domains))
             try:
                 previous = stored.get(cert.name)
                 dns = self.provider(self.config.dns.provider)
@@ -273,12 +274,12 @@ class Cycle:
                 outcome.action = "issued"
                 outcome.serial, outcome.not_after = new.serial, new.not_after
                 outcome.renewed = previous is not None
-                clog.info("[%s] issued serial %s, valid until %s", cert.name, new.serial,
+                clog.info("issued serial %s, valid until %s", new.serial,
                           rfc3339(new.not_after))
             except Exception as exc:  # noqa: BLE001 - one certificate never stops the others
                 outcome.action = "failed"
                 outcome.error = describe_error(exc)[1]
-                clog.error("[%s] issuance failed: %s", cert.name, outcome.error)
+                clog.error("issuance failed: %s", outcome.error)
 
         if workers == 1:
             for cert in due:
@@ -344,19 +345,19 @@ class Cycle:
                 return
             try:
                 if outcome.reason != planner.ROLLOUT_PENDING:
-                    log.info("[%s] binding serial %s to %s (%s)", outcome.certificate, bundle.serial,
+                    log.info("binding serial %s to %s (%s)", bundle.serial,
                              where, outcome.reason, extra={"certificate": outcome.certificate})
                     provider.bind(outcome.target, bundle)
                     outcome.action = "bound"
                 deadline = _monotonic() + self.config.verify.timeout
                 outcome.binding = provider.verify(outcome.target, bundle, deadline)
                 outcome.action = "verified"
-                log.info("[%s] %s serves serial %s", outcome.certificate, where, bundle.serial,
+                log.info("%s serves serial %s", where, bundle.serial,
                          extra={"certificate": outcome.certificate})
             except Exception as exc:  # noqa: BLE001 - one target never stops the others
                 outcome.action = "failed"
                 outcome.error = describe_error(exc)[1]
-                log.error("[%s] %s: %s", outcome.certificate, where, outcome.error,
+                log.error("%s: %s", where, outcome.error,
                           extra={"certificate": outcome.certificate})
 
         with ThreadPoolExecutor(max_workers=min(8, len(work)), thread_name_prefix="deploy") as pool:
@@ -423,7 +424,7 @@ class Cycle:
                     records[key] = rec
                 self.store.write_deploy(name, records)
             except Exception as exc:  # noqa: BLE001 - bookkeeping must not hide the real result
-                log.error("[%s] cannot record the result: %s", name, describe_error(exc)[1])
+                log.error("cannot record the result: %s", describe_error(exc)[1], extra={"certificate": name})
                 result.errors.append(f"{name}: cannot record result")
 
 

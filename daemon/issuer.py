@@ -204,7 +204,7 @@ class Issuer:
                 if key_type_of(key) == cert.key_type:
                     return key
             except KeyFormatError:
-                log.warning("[%s] discarding an unreadable pending key", cert.name)
+                log.warning("discarding an unreadable pending key", extra={"certificate": cert.name})
         key = generate_private_key(cert.key_type)
         self.store.write_pending_key(cert.name, private_key_to_pem(key).encode("ascii"))
         return key

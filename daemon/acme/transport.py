@@ -173,10 +173,10 @@ class Transport:
                     return self._send("POST", url, data=json.dumps(body), headers=headers)
                 except BadNonce:
                     bad_nonces += 1
-                    with self._lock:
-                        self.bad_nonce_retries += 1
                     if bad_nonces > self.max_bad_nonce:
                         raise
+                    with self._lock:
+                        self.bad_nonce_retries += 1
                     log.debug("badNonce from %s, retrying with a fresh nonce (%d)", url, bad_nonces)
 
         return self._with_retries("POST", url, deadline, attempt)
