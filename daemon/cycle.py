@@ -49,6 +49,9 @@ def parse_time(text: Any) -> datetime | None:
         return None
 
 
+NOT_VERIFIED = "not yet verified"
+
+
 def target_key(target: Target) -> str:
     return f"{target.provider}:{target.name}"
 
@@ -307,8 +310,10 @@ class Cycle:
                                                             action="skipped" if not dry_run else "none"))
                         continue
                     per_provider[deploy.provider].append((cert.name, target))
-            if current is not None and cert.deploy:
+            if current is not None:
                 bundles[cert.name] = _bundle(cert, current)
+        if self.ctx is not None:
+            self.ctx.bundles.update(bundles)
 
         work: list[TargetOutcome] = []
         for provider_name, items in per_provider.items():
@@ -329,9 +334,15 @@ class Cycle:
                 decision = planner.plan_target(binding, serial=bundle.serial, fingerprint=bundle.fingerprint,
                                                last_deployed_fingerprint=last.get("fingerprint"),
                                                last_deployed_serial=last.get("serial"))
-                outcome = TargetOutcome(name, target, decision.reason, binding=binding)
+                reason = decision.reason
+                if not decision.due and reason == planner.UP_TO_DATE and not (
+                        last.get("fingerprint") == bundle.fingerprint and last.get("verified_at")):
+                    # Bound but never verified (a crash between bind and verify, or someone
+                    # else's bind of our chain): the API's word alone is not proof.
+                    reason = NOT_VERIFIED
+                outcome = TargetOutcome(name, target, reason, binding=binding)
                 result.targets.append(outcome)
-                if decision.due or decision.reason == planner.ROLLOUT_PENDING:
+                if decision.due or reason in (planner.ROLLOUT_PENDING, NOT_VERIFIED):
                     work.append(outcome)
         if dry_run or not work:
             return
@@ -344,7 +355,7 @@ class Cycle:
                 outcome.action, outcome.error = "skipped", "shutting down"
                 return
             try:
-                if outcome.reason != planner.ROLLOUT_PENDING:
+                if outcome.reason not in (planner.ROLLOUT_PENDING, NOT_VERIFIED):
                     log.info("binding serial %s to %s (%s)", bundle.serial,
                              where, outcome.reason, extra={"certificate": outcome.certificate})
                     provider.bind(outcome.target, bundle)
@@ -408,7 +419,7 @@ class Cycle:
                         bundle = _bundle_meta(stored[name])
                         rec.update(serial=bundle["serial"], fingerprint=bundle["fingerprint"],
                                    state="ok", verified_at=rfc3339(now), last_error=None)
-                        if t.reason != planner.ROLLOUT_PENDING:
+                        if t.reason not in (planner.ROLLOUT_PENDING, NOT_VERIFIED):
                             rec["deployed_at"] = rfc3339(now)
                         if b is not None and b.cert_name:
                             rec["cert_name"] = b.cert_name

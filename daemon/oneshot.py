@@ -40,7 +40,8 @@ def render_plan(result: CycleResult) -> str:
         cert_rows.append([c.name, action, c.decision.reason, c.serial or "-", rfc3339(c.not_after) or "-"])
     target_rows = []
     for t in result.targets:
-        due = "bind" if t.reason not in ("up to date", "rollout pending") else "keep"
+        due = {"up to date": "keep", "rollout pending": "verify", "not yet verified": "verify"}.get(
+            t.reason, "bind")
         cert_due = next(c for c in result.certificates if c.name == t.certificate).decision.due
         if cert_due:
             due = "bind"

@@ -29,7 +29,7 @@ import dns.resolver
 
 from providers import _alidns_api as wire
 from providers import propagation
-from providers.aliyun.client import AliyunApi
+from providers.aliyun.client import AliyunApi, shared_api
 from providers.base import ConfigDefaults, ConfigErrors, DnsChallenge, ProviderContext, ProviderError
 
 NAME = "alidns"
@@ -89,7 +89,7 @@ class AlidnsProvider:
         self.ctx = ctx
         self.log = ctx.log
         self.settings = settings
-        self.api = api or AliyunApi(ctx.config.aliyun, log=ctx.log, stop=ctx.stop)
+        self.api = api or shared_api(ctx)
         self._lock = threading.Lock()  # present/wait may run for several orders at once
         self._zones: list[wire.Zone] | None = None
         self._servers: dict[str, list[propagation.Nameserver]] = {}

@@ -33,7 +33,7 @@ from aliyunsdkcloudapi.request.v20160714.SetDomainCertificateRequest import SetD
 
 from daemon.domains import normalize_domain
 from daemon.durations import format_duration
-from providers.aliyun.client import AliyunApi
+from providers.aliyun.client import shared_api
 from providers.base import (
     Binding,
     CertificateBundle,
@@ -89,8 +89,8 @@ class ApiGatewayProvider:
 
     def __init__(self, ctx: ProviderContext, api: Any = None):
         self.ctx = ctx
-        self.api = api if api is not None else AliyunApi(ctx.config.aliyun, log=ctx.log, stop=ctx.stop)
-        self.known = KnownCertificates(ctx.config.state_dir)
+        self.api = api if api is not None else shared_api(ctx)
+        self.known = KnownCertificates(ctx.bundles)
         self.clock = time.monotonic
 
     # ------------------------------------------------------------------ config

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -157,6 +157,10 @@ class ProviderContext:
     ``stop`` is set when the daemon is shutting down: long waits MUST watch it and give up
     (raising ProviderError) so that cleanup can still run within the shutdown budget.
     ``journal`` is the state store's crash journal for DNS records (see DnsJournal).
+    ``bundles`` maps certificate name -> its current bundle; the daemon fills it before it reads
+    bindings, so a provider can recognise our certificates from a listing's names alone
+    (providers never read the state dir themselves). ``shared()`` gives providers of one run
+    one instance of an expensive resource (one Alibaba Cloud client: one credential lookup).
     """
 
     config: Config
@@ -164,6 +168,15 @@ class ProviderContext:
     log: logging.Logger
     stop: threading.Event = field(default_factory=threading.Event)
     dry_run: bool = False
+    bundles: dict[str, CertificateBundle] = field(default_factory=dict)
+    _resources: dict[str, Any] = field(default_factory=dict, repr=False)
+    _resources_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def shared(self, key: str, factory: Callable[[], Any]) -> Any:
+        with self._resources_lock:
+            if key not in self._resources:
+                self._resources[key] = factory()
+            return self._resources[key]
 
 
 # --------------------------------------------------------------------------- plugin kinds

@@ -20,9 +20,9 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -100,14 +100,14 @@ def leaf_of_bundle(bundle: CertificateBundle) -> Leaf:
 class KnownCertificates:
     """Fingerprint prefix -> :class:`Leaf` for the certificates alicertd manages here.
 
-    Loaded lazily, once, from ``state_dir/certificates/*/fullchain.pem``; every bundle a
-    provider binds or verifies is added. A prefix found in an API's list but not here (an older
+    Loaded lazily, once, from the current bundles the daemon hands over (``ctx.bundles``);
+    every bundle a provider binds or verifies is added. A prefix found in an API's list but not here (an older
     certificate of ours, another installation's) is resolved by a detail call instead.
     """
 
-    def __init__(self, state_dir: Path | None):
-        self._state_dir = state_dir
-        self._loaded = state_dir is None
+    def __init__(self, bundles: Mapping[str, CertificateBundle] | None):
+        self._bundles = bundles
+        self._loaded = bundles is None
         self._by_prefix: dict[str, Leaf] = {}
         self._lock = threading.Lock()  # the daemon deploys from several threads
 
@@ -123,12 +123,6 @@ class KnownCertificates:
             return self._by_prefix.get(prefix.lower())
 
     def _load(self) -> None:
-        base = self._state_dir / "certificates" if self._state_dir else None
-        if base is None or not base.is_dir():
-            return
-        for chain in sorted(base.glob("*/fullchain.pem")):
-            try:
-                leaf = leaf_of_pem(chain.read_bytes())
-            except (OSError, ValueError):
-                continue  # the state store reports unreadable files; here it is only a shortcut
+        for bundle in list((self._bundles or {}).values()):
+            leaf = leaf_of_bundle(bundle)
             self._by_prefix[leaf.fingerprint[:FP_LEN].lower()] = leaf

@@ -442,3 +442,9 @@ def _scrub(text: str, secrets: list[str], limit: int = MESSAGE_LIMIT) -> str:
                 text = text.replace(form, "[redacted]")
     text = _PEM_RE.sub("[redacted PEM]", text)
     return _one_line(text, limit)
+
+
+def shared_api(ctx) -> AliyunApi:
+    """The run's one AliyunApi (one credential lookup, one client pool, one call counter),
+    shared by every Alibaba Cloud provider through ``ctx.shared``."""
+    return ctx.shared("aliyun_api", lambda: AliyunApi(ctx.config.aliyun, log=ctx.log, stop=ctx.stop))

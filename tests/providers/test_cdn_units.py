@@ -51,11 +51,9 @@ def test_foreign_names_are_not_ours(text):
     assert fingerprint_prefix(text) is None
 
 
-def test_known_certificates_load_the_state_dirs_current_chains(state_dir):
+def test_known_certificates_come_from_the_daemons_bundles():
     bundle = make_bundle("www", ["example.com"])
-    (state_dir / "certificates" / "www").mkdir(parents=True)
-    (state_dir / "certificates" / "www" / "fullchain.pem").write_text(bundle.fullchain_pem)
-    known = KnownCertificates(state_dir)
+    known = KnownCertificates({"www": bundle})
     leaf = known.lookup(bundle.fingerprint[:12])
     assert (leaf.serial, leaf.fingerprint) == (bundle.serial, bundle.fingerprint)
     assert known.lookup("0" * 12) is None
