@@ -7,9 +7,10 @@ import json
 import sys
 from typing import Any
 
+from daemon.acme.account import contact_for
 from daemon.acme.problems import AccountDoesNotExist
 from daemon.config import Config
-from daemon.issuer import AccountKeeper, _contact
+from daemon.issuer import AccountKeeper
 from daemon.keys import (
     certificate_der,
     certificate_info,
@@ -71,7 +72,7 @@ def run_account(config: Config, action: str, *, as_json: bool, confirmed: bool =
         keeper.ensure_account(client)
         if action == "register":
             account = client.account_info()
-            wanted = _contact(config.acme)
+            wanted = list(contact_for(config.acme))
             if wanted and list(account.contact) != wanted:
                 account = client.update_account(wanted)
                 keeper.save(client, account.url, account.contact)

@@ -169,6 +169,11 @@ class Cycle:
 
         self._deploy(result, stored, dry_run=dry_run)
         if not dry_run:
+            if self.store.journal.count():  # a delete that failed during issuance: try again now
+                self._clean_leftovers(result)
+                if self.store.journal.count():
+                    result.errors.append(f"{self.store.journal.count()} DNS challenge record(s) could "
+                                         f"not be removed yet; the next run retries")
             self._record(result, stored)
         result.finished = self.clock()
         return result

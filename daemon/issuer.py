@@ -14,10 +14,11 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from daemon.acme.client import AcmeClient, ExternalAccountBinding
+from daemon.acme.account import client_for, ensure_account
+from daemon.acme.client import AcmeClient
 from daemon.acme.issue import issue_certificate
-from daemon.acme.problems import AccountDoesNotExist, AcmeError
-from daemon.config import AcmeConfig, CertificateConfig, Config
+from daemon.acme.problems import AccountDoesNotExist
+from daemon.config import CertificateConfig, Config
 from daemon.keys import (
     KeyFormatError,
     ari_cert_id,
@@ -35,12 +36,6 @@ log = logging.getLogger("alicertd")
 class NewCertificate:
     serial: str
     not_after: datetime
-
-
-def _contact(acme: AcmeConfig) -> list[str]:
-    if not acme.email:
-        return []
-    return [acme.email if acme.email.startswith("mailto:") else f"mailto:{acme.email}"]
 
 
 class AccountKeeper:
@@ -69,9 +64,7 @@ class AccountKeeper:
                                f"backup or move it away to start a new account") from None
 
     def client(self, key, account_url: str | None = None) -> AcmeClient:
-        acme = self.config.acme
-        return AcmeClient(acme.directory, key, account_url=account_url,
-                          ca_bundle=str(acme.ca_bundle) if acme.ca_bundle else None, timeout=acme.timeout)
+        return client_for(self.config.acme, key, account_url)
 
     def saved_url(self) -> str | None:
         data = self.store.read_account() or {}
@@ -80,49 +73,37 @@ class AccountKeeper:
         return None
 
     def ensure_account(self, client: AcmeClient) -> str:
-        """The account URL for the client's key: saved, found (onlyReturnExisting) or new."""
-        acme = self.config.acme
-        url = self.saved_url()
-        if url:
-            client.account_url = url
-            return url
-        try:
-            account = client.find_account()
-            log.info("found the existing ACME account %s", account.url)
-        except AccountDoesNotExist:
-            account = self._recover_rollover(client)
-        if account is None:
-            eab = None
-            if acme.eab_kid and acme.eab_hmac_key:
-                eab = ExternalAccountBinding(kid=acme.eab_kid, hmac_key=acme.eab_hmac_key)
-            elif client.directory.meta.external_account_required:
-                raise AcmeError(f"{acme.directory} requires external account binding: set "
-                                f"acme.eab_kid and acme.eab_hmac_key") from None
-            account = client.new_account(_contact(acme), tos_agreed=True, eab=eab)
-            log.info("registered the ACME account %s", account.url)
-        self.save(client, account.url, account.contact)
-        return account.url
+        """The account URL for the client's key: saved, found again (onlyReturnExisting) or
+        registered; see daemon.acme.account.ensure_account. A rollover that a crash left
+        unrecorded is completed first, so it never turns into a second account."""
+        if self.store.read_next_account_key() is not None:
+            self._recover_rollover(client)
+        saved = self.saved_url()
+        ensured = ensure_account(client, self.config.acme, saved)
+        if ensured.url != saved or ensured.created or ensured.recovered:
+            self.save(client, ensured.url, ensured.account.contact)
+        return ensured.url
 
-    def _recover_rollover(self, client: AcmeClient):
+    def _recover_rollover(self, client: AcmeClient) -> None:
         """A rollover the CA accepted but a crash kept us from recording: the staged next key
-        is now the account's key. Promote it instead of registering a new account."""
+        is now the account's key. Promote it; a staged key the CA does not know is dropped."""
         pem = self.store.read_next_account_key()
-        if pem is None:
-            return None
         try:
             key = load_private_key(pem)
         except KeyFormatError:
-            return None
-        probe = self.client(key)
-        try:
-            account = probe.find_account()
-        except AccountDoesNotExist:
             self.store.discard_next_account_key()
-            return None
+            return
+        with self.client(key) as probe:
+            try:
+                account = probe.find_account()
+            except AccountDoesNotExist:
+                self.store.discard_next_account_key()
+                return
         self.store.promote_next_account_key()
         client.account_key = key
+        self.store.write_account({**(self.store.read_account() or {}), "url": account.url,
+                                  "directory": self.config.acme.directory})
         log.warning("completed an interrupted account key rollover for %s", account.url)
-        return account
 
     def save(self, client: AcmeClient, url: str, contact) -> None:
         self.store.write_account({"url": url, "directory": self.config.acme.directory,

@@ -78,7 +78,7 @@ def issue_certificate(client: AcmeClient, domains: Sequence[str], cert_key: Priv
                         raise authz.problem() or AcmeError(f"authorization became {authz.status}",
                                                            url=url, identifier=authz.domain)
             finally:
-                solver.cleanup(handle)
+                _cleanup(solver, handle, log)
 
         order = client.poll_order(order, deadline)
         if order.status != "ready":
@@ -111,6 +111,16 @@ def _dns_record(authz: Authorization, challenge: Challenge, account_key: Private
     key_authorization = jws.key_authorization(challenge.token or "", account_key)
     return DnsChallenge(domain=authz.domain, record_name=f"_acme-challenge.{authz.identifier.value}",
                         value=jws.dns01_txt_value(key_authorization))
+
+
+def _cleanup(solver: ChallengeSolver, handle: object, log: logging.Logger) -> None:
+    """Remove the challenge records without letting a cleanup failure replace the error that
+    brought us here (or fail an issuance that succeeded): the DNS journal keeps what could not
+    be removed, and the daemon retries it."""
+    try:
+        solver.cleanup(handle)
+    except Exception as exc:  # noqa: BLE001 - logged; the journal has the record
+        log.error("challenge record cleanup failed (will be retried): %s", exc)
 
 
 def _dns01(authz: Authorization) -> Challenge:
