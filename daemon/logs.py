@@ -35,7 +35,9 @@ MIN_SECRET_LEN = 6  # shorter values would redact ordinary words
 
 #: logger name -> the lowest level it may log at, whatever the configured level.
 CLAMPED_LOGGERS = {
-    "aliyunsdkcore": logging.WARNING,  # request params (private keys) at DEBUG
+    # request params (private keys) at DEBUG; at ERROR a "ServerException occurred" line for
+    # every failed call, which we report ourselves, once and better worded
+    "aliyunsdkcore": logging.CRITICAL,
     "urllib3": logging.INFO,  # "POST /robot/send?access_token=…" at DEBUG
     "apscheduler": logging.WARNING,  # "Running job …" twice per cycle at INFO
 }

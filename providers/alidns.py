@@ -15,6 +15,7 @@ tool's record. Every error message starts with ``alidns: ``.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -261,6 +262,8 @@ class AlidnsProvider:
             servers[rec.fqdn] = self.nameservers(rec.zone)
         if not expected:
             return
+        # [dns] propagation_timeout bounds this wait; the caller's deadline bounds the order.
+        deadline = min(deadline, time.monotonic() + self.ctx.config.dns.propagation_timeout)
         propagation.wait_for_txt(expected, servers, deadline, log=self.log, stop=self.ctx.stop,
                                  prefix=NAME)
 

@@ -192,7 +192,8 @@ def wait_for_txt(expected: Mapping[str, Collection[str]],
             detail = "; ".join(f"{fqdn} at {ns}: {why}" for (fqdn, ns), why in list(pending.items())[:4])
             more = f" (and {len(pending) - 4} more)" if len(pending) > 4 else ""
             raise ProviderError(f"{prefix}: TXT records not visible on every authoritative "
-                                f"nameserver after {now - start:.0f} s: {detail}{more}", retryable=True)
+                                f"nameserver after {now - start:.0f} s ([dns] propagation_timeout): {detail}{more}",
+                                retryable=True)
         pause = min(interval, deadline - now)
         interval = min(max_interval, interval * GROWTH)
         if sleep is not None:
