@@ -35,7 +35,7 @@ from daemon.config import (
 )
 from daemon.domains import normalize_domain
 from providers.base import ConfigDefaults, ConfigErrors
-from providers.settings import Section, parse_host_port
+from providers.settings import UNSET, Section, parse_host_port
 
 NOTIFY_KINDS = ("webhook", "dingtalk", "feishu", "wecom")
 NOTIFY_EVENTS = ("failure", "renewal", "expiring")
@@ -66,15 +66,20 @@ def _expand(value: Any, path: str, env: Mapping[str, str], errors: ConfigErrors)
     """Replace ``${VAR}`` in every string with the environment's value (``$$`` is a literal
     ``$``). An unset variable is an error naming both the key and the variable."""
     if isinstance(value, str):
+        unset: list[str] = []
+
         def sub(m: re.Match[str]) -> str:
             if m.group(0) == "$$":
                 return "$"
             name = m.group(1)
             if name not in env:
-                errors.add(path, f"environment variable {name} is not set")
+                unset.append(name)
                 return ""
             return env[name]
-        return _VAR.sub(sub, value)
+        text = _VAR.sub(sub, value)
+        for name in unset:
+            errors.add(path, f"environment variable {name} is not set")
+        return UNSET if unset else text
     if isinstance(value, list):
         return [_expand(v, f"{path}[{i}]", env, errors) for i, v in enumerate(value)]
     if isinstance(value, dict):

@@ -18,6 +18,17 @@ from daemon.durations import parse_duration
 _MISSING = object()
 
 
+class _Unset:
+    """A value whose ``${VAR}`` was not set: already reported by the loader, so every
+    getter treats it as absent instead of adding a second, misleading error."""
+
+    def __repr__(self) -> str:
+        return "<unset environment variable>"
+
+
+UNSET = _Unset()
+
+
 def is_loopback_host(host: str | None) -> bool:
     if not host:
         return False
@@ -61,6 +72,8 @@ class Section:
         if key not in self.raw:
             if required:
                 self.error(key, "missing required key")
+            return _MISSING
+        if self.raw[key] is UNSET:
             return _MISSING
         return self.raw[key]
 
