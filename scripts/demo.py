@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -54,11 +55,21 @@ def handshake(sni: str) -> tuple[str, str]:
     return format(cert.serial_number, "x"), issuer[0].value if issuer else "?"
 
 
-def main() -> int:
+KEEP_DIR = Path(tempfile.gettempdir()) / "alicertd-demo"
+
+
+def main(argv: list[str]) -> int:
+    keep = "--keep-running" in argv
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what we started, then exit
     started = time.monotonic()
     fixture = tomllib.loads(FIXTURE.read_text())
     key = fixture["access_key"][0]
-    work = Path(tempfile.mkdtemp(prefix="alicertd-demo-"))
+    if keep:  # a fixed place, so that README's walk-through can be pasted as it is
+        shutil.rmtree(KEEP_DIR, ignore_errors=True)
+        KEEP_DIR.mkdir(mode=0o700)
+        work = KEEP_DIR
+    else:
+        work = Path(tempfile.mkdtemp(prefix="alicertd-demo-"))
     sandbox = Sandbox(fixture=FIXTURE, api_port=API_PORT, dns_port=DNS_PORT, edge_port=EDGE_PORT)
     pebble = Pebble(dns_server=f"127.0.0.1:{DNS_PORT}")
     try:
@@ -107,6 +118,22 @@ def main() -> int:
         say()
         say(f"demo {'succeeded' if ok else 'FAILED'} in {time.monotonic() - started:.1f}s "
             f"(state dir: {work / 'state'})")
+        if keep:
+            env_file = work / "demo.env"
+            keys = ("ALICERTD_DEMO_DIR", "ALICERTD_DEMO_ACME_URL", "ALIBABA_CLOUD_ACCESS_KEY_ID",
+                    "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+            lines = [f"export {k}={env[k]}" for k in keys] + [f"export ALICERTD_CONFIG={CONFIG}",
+                                                               f"export PATH={Path(sys.executable).parent}:$PATH"]
+            env_file.write_text("\n".join(lines) + "\n")
+            env_file.chmod(0o600)
+            say()
+            say(f"Pebble and the sandbox keep running. In another shell:  . {env_file}")
+            say("then try: alicertd account show; alicertd acme directory; alicertd status --json")
+            say("Press Ctrl-C here to stop them.")
+            try:
+                signal.pause()
+            except KeyboardInterrupt:
+                say("stopping")
         return 0 if ok else 1
     finally:
         pebble.stop()
@@ -114,4 +141,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
