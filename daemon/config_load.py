@@ -33,7 +33,6 @@ from daemon.config import (
     ScheduleConfig,
     VerifyConfig,
 )
-from daemon.domains import normalize_domain
 from providers.base import ConfigDefaults, ConfigErrors
 from providers.settings import UNSET, Section, parse_host_port
 
@@ -334,18 +333,7 @@ def _parse_certificates(top: Section, errors: ConfigErrors, registry: Mapping[st
                 s.error("name", f"duplicate certificate name {name!r} (also {seen_names[name]}.name)")
             else:
                 seen_names[name] = path
-        raw_domains = s.str_list("domains", (), required=True, nonempty=True)
-        domains: list[str] = []
-        for i, d in enumerate(raw_domains):
-            try:
-                ascii_name = normalize_domain(d)
-            except ValueError as exc:
-                errors.add(f"{path}.domains[{i}]", str(exc))
-                continue
-            if ascii_name in domains:
-                errors.add(f"{path}.domains[{i}]", f"duplicate domain {d!r}")
-                continue
-            domains.append(ascii_name)
+        domains = s.domains("domains", required=True, nonempty=True)
         key_type = s.str("key_type", "ec256", choices=KEY_TYPES)
         renew = s.int("renew_before_days", None, minimum=1, maximum=365)
         deploys = []

@@ -31,7 +31,6 @@ from aliyunsdkcloudapi.request.v20160714.DescribeApiGroupRequest import Describe
 from aliyunsdkcloudapi.request.v20160714.DescribeDomainRequest import DescribeDomainRequest
 from aliyunsdkcloudapi.request.v20160714.SetDomainCertificateRequest import SetDomainCertificateRequest
 
-from daemon.domains import normalize_domain
 from daemon.durations import format_duration
 from providers.aliyun.client import shared_api
 from providers.base import (
@@ -101,19 +100,13 @@ class ApiGatewayProvider:
         before = len(errors)
         s = Section(raw, path, errors)
         group_id = s.str("group_id", required=True)
-        domain_text = s.str("domain", required=True)
+        domain = s.domain("domain", required=True)
         region = s.str("region", defaults.region)
         s.finish()
         if group_id is not None and not _GROUP_ID.match(group_id):
             s.error("group_id", f"invalid API group id {group_id!r}")
         if region is not None and not _REGION.match(region):
             s.error("region", f"invalid region {region!r} (e.g. \"cn-shanghai\")")
-        domain = None
-        if domain_text is not None:
-            try:
-                domain = normalize_domain(domain_text)
-            except ValueError as exc:
-                s.error("domain", str(exc))
         if len(errors) > before or group_id is None or domain is None or region is None:
             return None
         return ApiGatewaySettings(region=region, group_id=group_id, domain=domain)

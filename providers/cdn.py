@@ -39,7 +39,6 @@ from aliyunsdkcdn.request.v20180510.SetCdnDomainSSLCertificateRequest import (
     SetCdnDomainSSLCertificateRequest,
 )
 
-from daemon.domains import normalize_domain
 from daemon.durations import format_duration
 from providers.aliyun.client import shared_api
 from providers.base import (
@@ -124,19 +123,8 @@ class CdnProvider:
                      defaults: ConfigDefaults) -> CdnSettings | None:
         before = len(errors)
         s = Section(raw, path, errors)
-        listed = s.str_list("domains", required=True, nonempty=True)
+        domains = s.domains("domains", required=True, nonempty=True)
         s.finish()
-        domains: list[str] = []
-        for i, text in enumerate(listed or ()):
-            try:
-                domain = normalize_domain(text)
-            except ValueError as exc:
-                errors.add(f"{path}.domains[{i}]", str(exc))
-                continue
-            if domain in domains:
-                errors.add(f"{path}.domains[{i}]", f"duplicate domain {text!r}")
-                continue
-            domains.append(domain)
         if len(errors) > before:
             return None
         return CdnSettings(domains=tuple(domains))

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from daemon.domains import normalize_domain
 from daemon.durations import parse_duration
 
 _MISSING = object()
@@ -150,6 +151,33 @@ class Section:
                                 else f"expected a string, got {_type_name(item)}")
                 good = False
         return tuple(value) if good else default
+
+    def domain(self, key: str, *, required: bool = False, allow_wildcard: bool = True) -> str | None:
+        """One domain name, IDNA-normalised to ASCII (see daemon.domains)."""
+        text = self.str(key, None, required=required)
+        if text is None:
+            return None
+        try:
+            return normalize_domain(text, allow_wildcard=allow_wildcard)
+        except ValueError as exc:
+            self.error(key, str(exc))
+            return None
+
+    def domains(self, key: str, *, required: bool = False, nonempty: bool = False) -> tuple[str, ...]:
+        """A list of domain names, normalised, each problem named by its index; duplicates
+        (after normalisation: ``Example.COM`` is ``example.com``) are errors."""
+        found: list[str] = []
+        for i, text in enumerate(self.str_list(key, (), required=required, nonempty=nonempty)):
+            try:
+                name = normalize_domain(text)
+            except ValueError as exc:
+                self.errors.add(f"{self.key_path(key)}[{i}]", str(exc))
+                continue
+            if name in found:
+                self.errors.add(f"{self.key_path(key)}[{i}]", f"duplicate domain {text!r}")
+                continue
+            found.append(name)
+        return tuple(found)
 
     def url(self, key: str, default: Any = None, *, required: bool = False,
             http_loopback_only: bool = True) -> Any:

@@ -1,0 +1,89 @@
+"""Signals to the daemon: SIGTERM in the middle of a cycle (exit 0 within 10 s, no challenge
+record left behind), SIGHUP reloads (a new certificate is issued; a broken file is refused and
+the daemon keeps running on the old configuration)."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from tests.e2e.helpers import (
+    WWW_TARGETS,
+    assert_serves,
+    call_count,
+    cert_status,
+    log_text,
+    net_cert,
+    pebble_issued,
+    pebble_orders,
+    run_ok,
+    running_daemon,
+    wait_log,
+    www_cert,
+)
+from tests.support.world import World, wait_for
+
+
+def test_sigterm_while_waiting_for_dns_exits_0_within_10s_and_leaves_no_record(world, tmp_path):
+    world.sandbox.set_dns_delay(5)  # every cycle now waits ~5 s for the TXT records to show
+    config = world.write_config(tmp_path, [www_cert(), net_cert()])
+    state = tmp_path / "state"
+    log = tmp_path / "daemon.log"
+    with running_daemon(world, config, log) as proc:
+        wait_for(lambda: call_count(world, "AddDomainRecord") >= 3, 20, "the challenge records")
+        wait_for(lambda: len(world.txt_records()) == 3, 5, "the records in the sandbox")
+        assert World.chain_serial(state, "www") is None, "the cycle should still be waiting for DNS"
+
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=12)
+        took = time.monotonic() - start
+    assert code == 0, log_text(log)[-3000:]
+    assert took < 10, f"took {took:.1f}s to stop"
+    assert world.txt_records() == [], "SIGTERM left challenge records behind"
+    assert len(world.sandbox.calls(action="DeleteDomainRecord")) == 3
+    assert not any((state / "journal" / "dns").glob("*.json")), "the DNS journal still has entries"
+    assert pebble_issued(world) == [], "nothing should have been finalized"
+
+    # The next run starts from a clean slate and converges.
+    world.sandbox.set_dns_delay(0)
+    run_ok(world, config)
+    assert_serves(world, state, "www", WWW_TARGETS)
+    assert world.txt_records() == []
+
+
+def test_sighup_adds_a_certificate_and_a_broken_file_keeps_the_old_config(world, tmp_path):
+    config = world.write_config(tmp_path, [www_cert()], extra={"schedule": {"interval": "2s", "jitter": "0s"}})
+    state = tmp_path / "state"
+    log = tmp_path / "daemon.log"
+    with running_daemon(world, config, log) as proc:
+        wait_log(log, r"cycle done", 30)
+        www = World.chain_serial(state, "www")
+        assert www and World.chain_serial(state, "net") is None
+
+        # A broken file: refused, logged, and the daemon keeps cycling with what it had.
+        good = config.read_text()
+        config.write_text(good + '\n[[certificate]]\nname = "BAD NAME"\n')
+        proc.send_signal(signal.SIGHUP)
+        wait_log(log, r"reload refused.*BAD NAME", 10)
+        done = log_text(log).count("cycle done")
+        wait_log(log, r"cycle done", 15, count=done + 2)
+        assert proc.poll() is None, "a bad reload killed the daemon"
+        assert "configuration reloaded" not in log_text(log)
+        assert World.chain_serial(state, "www") == www
+
+        # A good file adding a certificate: reloaded, and the new one issued.
+        world.write_config(tmp_path, [www_cert(), net_cert()],
+                           extra={"schedule": {"interval": "2s", "jitter": "0s"}})
+        orders = pebble_orders(world)
+        proc.send_signal(signal.SIGHUP)
+        wait_log(log, r"configuration reloaded", 10)
+        wait_for(lambda: World.chain_serial(state, "net"), 30, "the added certificate")
+        assert cert_status(world, config, "net")["serial"] == World.chain_serial(state, "net")
+        assert pebble_orders(world) == orders + 1, "only the new certificate is issued"
+        assert World.chain_serial(state, "www") == www
+        assert proc.poll() is None
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    assert "Traceback" not in log_text(log)
