@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -138,6 +139,62 @@ def run_cli(w: World, config: Path, *args: str, python_args: Sequence[str] = (),
     for p in pumps:
         p.join(timeout=10)
     return Run(argv, started, wall, rc, "\n".join(line for _, line in out), lines)
+
+
+class Spawned:
+    """A long-running ``python -m daemon`` with its stderr lines stamped on arrival."""
+
+    def __init__(self, w: World, config: Path, *args: str, env: Mapping[str, str] | None = None):
+        self.argv = [PYTHON, "-m", "daemon", "--config", str(config), *args]
+        self.started = time.time()
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT,
+                                     env=w.env(**dict(env or {})), start_new_session=True)
+        self.lines: list[tuple[float, str]] = []
+        self._pump = threading.Thread(target=_pump, args=(self.proc.stdout, self.lines), daemon=True)
+        self._pump.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_line(self, text: str, timeout: float) -> float:
+        """Arrival time of the first line containing ``text``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for t, line in list(self.lines):
+                if text in line:
+                    return t
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise RuntimeError(f"no line with {text!r} within {timeout:g} s (exit {self.proc.poll()}):\n"
+                           + "\n".join(line for _, line in self.lines[-40:]))
+
+    def stop(self, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def proc_status(pid: int) -> dict[str, float]:
+    """VmRSS/VmHWM (MB) from /proc/PID/status and CPU seconds (utime+stime) from /proc/PID/stat."""
+    out: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM", "Threads"):
+            num = float(value.split()[0])
+            out[key] = num / 1024 if key.startswith("Vm") else num
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+    ticks = os.sysconf("SC_CLK_TCK")
+    out["utime"] = int(fields[11]) / ticks
+    out["stime"] = int(fields[12]) / ticks
+    out["cpu"] = out["utime"] + out["stime"]
+    return out
 
 
 def alicertd_version() -> str:

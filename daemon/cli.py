@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["sandbox"]:  # forwarded whole: the sandbox has its own options
         from sandbox.cli import main as sandbox_main
-        return sandbox_main(argv[1:])
+        return sandbox_main(argv[1:], prog="alicertd sandbox")
     try:
         args = build_parser().parse_args(argv)
         _check_combinations(args)

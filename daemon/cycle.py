@@ -285,6 +285,11 @@ class Cycle:
                 clog.info("issued serial %s, valid until %s", new.serial,
                           rfc3339(new.not_after))
             except Exception as exc:  # noqa: BLE001 - one certificate never stops the others
+                if self.stop.is_set():
+                    # Abandoned for a shutdown, not failed: no backoff, no failure report.
+                    outcome.action, outcome.error = "skipped", "shutting down"
+                    clog.info("issuance abandoned: shutting down (%s)", describe_error(exc)[1])
+                    return
                 outcome.action = "failed"
                 outcome.error = describe_error(exc)[1]
                 clog.error("issuance failed: %s", outcome.error)
@@ -403,6 +408,11 @@ class Cycle:
                     fs = planner.backoff_after_failure(prev, now, cap)
                     runtime.update(last_result="failed", last_error=outcome.error, failures=fs.failures,
                                    last_failure=rfc3339(fs.last_failure), next_attempt=rfc3339(fs.next_attempt))
+                elif outcome.action == "skipped" or (not outcome.decision.due and runtime.get("failures")
+                                                     and outcome.decision.reason.startswith("backing off")):
+                    # Neither a success nor a new failure (shut down before it could finish, or
+                    # still backing off): the failure count and the backoff stay as they were.
+                    pass
                 else:
                     for key in ("failures", "last_failure", "next_attempt"):
                         runtime.pop(key, None)

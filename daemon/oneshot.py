@@ -55,7 +55,8 @@ def render_plan(result: CycleResult) -> str:
 
 
 def render_summary(result: CycleResult) -> str:
-    cert_rows = [[c.name, c.action if c.action != "none" else "valid", c.decision.reason,
+    cert_rows = [[c.name, c.action if c.action != "none" else ("valid" if c.serial else "missing"),
+                  c.decision.reason,
                   c.serial or "-", rfc3339(c.not_after) or "-", c.error or ""]
                  for c in result.certificates]
     target_rows = [[t.certificate, t.target.provider, t.target.name,

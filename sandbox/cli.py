@@ -21,8 +21,8 @@ from .app import Sandbox
 from .fixture import FixtureError, build_world, read_fixture
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m sandbox",
+def _parser(prog: str = "python -m sandbox") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog,
                                 description="Local Alibaba Cloud sandbox for alicertd.")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the sandbox until SIGTERM/SIGINT")
@@ -116,8 +116,8 @@ def check_fixture(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m sandbox") -> int:
+    args = _parser(prog).parse_args(argv)
     if args.command == "serve":
         return serve(args)
     return check_fixture(args)

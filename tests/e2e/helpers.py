@@ -52,7 +52,14 @@ def pebble_issued(world: World) -> list[str]:
 
 
 def pebble_new_accounts(world: World) -> int:
+    """newAccount requests (registrations and onlyReturnExisting look-ups alike)."""
     return pebble_log(world).count("POST /sign-me-up")
+
+
+def pebble_accounts(world: World) -> int:
+    """How many accounts Pebble holds (it logs ``There are now N accounts in memory``)."""
+    counts = re.findall(r"There are now (\d+) accounts in memory", pebble_log(world))
+    return int(counts[-1]) if counts else 0
 
 
 # --------------------------------------------------------------------------- the CLI

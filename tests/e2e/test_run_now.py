@@ -3,6 +3,7 @@ the next one has nothing to do and changes nothing."""
 
 from __future__ import annotations
 
+import json
 import stat
 import time
 
@@ -87,3 +88,28 @@ def test_invalid_config_exits_2_and_contacts_nothing(world, tmp_path):
     assert world.sandbox.calls(since=since) == []
     assert not (tmp_path / "state").exists()
     assert pebble_orders(world) == 0
+
+
+def test_a_failed_issuance_backs_off_across_runs_and_force_overrides_it(world, tmp_path):
+    world.sandbox.set_dns_delay(5)
+    config = world.write_config(tmp_path, [www_cert()], propagation_timeout="1s")
+    state = tmp_path / "state"
+
+    failed = world.cli(config, "--run-now")
+    assert failed.returncode == 1
+    assert "propagation" in failed.stdout + failed.stderr
+    assert world.txt_records() == []
+    world.sandbox.set_dns_delay(0)
+
+    for _ in range(2):  # the backoff survives runs that respect it
+        since = time.time()
+        proc = world.cli(config, "--run-now")
+        assert proc.returncode == 1, "no certificate: not a success"
+        assert "backing off" in proc.stdout
+        assert world.sandbox.calls(since=since, action="AddDomainRecord") == [], "retried during the backoff"
+    status = world.cli(config, "status", "--json")
+    www = json.loads(status.stdout)["certificates"][0]
+    assert www["serial"] is None and www["last_error"] and "propagation" in www["last_error"]
+
+    run_ok(world, config, "--force", "www")
+    assert_serves(world, state, "www", WWW_TARGETS)

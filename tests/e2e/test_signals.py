@@ -44,6 +44,11 @@ def test_sigterm_while_waiting_for_dns_exits_0_within_10s_and_leaves_no_record(w
     assert len(world.sandbox.calls(action="DeleteDomainRecord")) == 3
     assert not any((state / "journal" / "dns").glob("*.json")), "the DNS journal still has entries"
     assert pebble_issued(world) == [], "nothing should have been finalized"
+    # A shutdown is not a failure: no error logged, no backoff recorded.
+    assert " ERROR " not in log_text(log)
+    for name in ("www", "net"):
+        entry = cert_status(world, config, name)
+        assert entry["last_error"] is None and entry.get("next_attempt") is None, entry
 
     # The next run starts from a clean slate and converges.
     world.sandbox.set_dns_delay(0)
