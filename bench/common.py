@@ -42,6 +42,23 @@ PYTHON = sys.executable
 #: good nonces by default to exercise clients; a real CA does not, and it only adds noise).
 PEBBLE_ENV = {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_AUTHZREUSE": "0", "PEBBLE_WFE_NONCEREJECT": "0"}
 
+#: alicertd runs with its bytecode cached, as an installed package has it (pip and Debian compile
+#: on install). This machine's environment sets PYTHONDONTWRITEBYTECODE=1, under which the
+#: source tree's modules would be compiled again at every start; the cache lives in bench/work.
+PYCACHE = WORK / "pycache"
+
+
+def alicertd_env(w: World, extra: Mapping[str, str] | None = None, *, bytecode: bool = True) -> dict[str, str]:
+    env = w.env(**dict(extra or {}))
+    if bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env.pop("PYTHONPYCACHEPREFIX", None)
+    return env
+
+
 ACCESS_KEY = {"id": "LTAIbench00000000001", "secret": "bench-secret-not-a-real-key", "name": "bench",
               "permissions": ["*"]}
 
@@ -115,14 +132,14 @@ def _pump(stream, sink: list[tuple[float, str]]) -> None:
 
 
 def run_cli(w: World, config: Path, *args: str, python_args: Sequence[str] = (),
-            env: Mapping[str, str] | None = None, timeout: float = 900) -> Run:
+            env: Mapping[str, str] | None = None, timeout: float = 900, bytecode: bool = True) -> Run:
     """``python [python_args] -m daemon --config CONFIG ARGS`` as the operator runs it; wall
     time from just before the fork to exit; stderr lines stamped on arrival."""
     argv = [PYTHON, *python_args, "-m", "daemon", "--config", str(config), *args]
     started = time.time()
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
-                            env=w.env(**dict(env or {})))
+                            env=alicertd_env(w, env, bytecode=bytecode))
     lines: list[tuple[float, str]] = []
     out: list[tuple[float, str]] = []
     pumps = [threading.Thread(target=_pump, args=(proc.stderr, lines), daemon=True),
@@ -148,7 +165,7 @@ class Spawned:
         self.argv = [PYTHON, "-m", "daemon", "--config", str(config), *args]
         self.started = time.time()
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT,
-                                     env=w.env(**dict(env or {})), start_new_session=True)
+                                     env=alicertd_env(w, env), start_new_session=True)
         self.lines: list[tuple[float, str]] = []
         self._pump = threading.Thread(target=_pump, args=(self.proc.stdout, self.lines), daemon=True)
         self._pump.start()

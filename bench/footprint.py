@@ -15,8 +15,8 @@
 from __future__ import annotations
 
 import argparse
-import cProfile
 import io
+import os
 import pstats
 import re
 import subprocess
@@ -36,8 +36,10 @@ def import_profile(top: int = 12) -> tuple[float, list[list[str]], float]:
     """(total import seconds, top packages by cumulative time, RSS MB after the imports)."""
     code = (f"import {RUN_NOW_MODULES}\n"
             "print([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1])")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(C.PYCACHE)
     out = subprocess.run([C.PYTHON, "-X", "importtime", "-c", code], capture_output=True, text=True,
-                         cwd=C.ROOT, check=True)
+                         cwd=C.ROOT, check=True, env=env)
     rss = float(out.stdout.strip()) / 1024
     self_us: dict[str, int] = {}
     total_us = 0
@@ -54,6 +56,31 @@ def import_profile(top: int = 12) -> tuple[float, list[list[str]], float]:
     return total, rows, rss
 
 
+RSS_PROBES = [
+    ("bare interpreter", "pass"),
+    ("requests", "import requests"),
+    ("cryptography (x509, ec)", "import cryptography.x509; from cryptography.hazmat.primitives.asymmetric import ec"),
+    ("aliyunsdkcore + a CDN request class (vendors its own requests/urllib3)",
+     "import aliyunsdkcore.client, aliyunsdkcdn.request.v20180510.SetCdnDomainSSLCertificateRequest"),
+    ("dnspython (message, query, resolver)", "import dns.message, dns.query, dns.resolver"),
+    ("APScheduler (background scheduler)", "import apscheduler.schedulers.background"),
+    ("everything the daemon imports", f"import {RUN_NOW_MODULES}, daemon.service, daemon.scheduler"),
+]
+
+
+def import_rss_rows() -> list[list[str]]:
+    """VmRSS of a fresh interpreter after importing only one package (shared parts overlap)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(C.PYCACHE)
+    rows = []
+    for label, code in RSS_PROBES:
+        probe = code + "\nprint([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1])"
+        out = subprocess.run([C.PYTHON, "-c", probe], capture_output=True, text=True, cwd=C.ROOT, env=env,
+                             check=True)
+        rows.append([label, f"{float(out.stdout.strip()) / 1024:.1f} MB"])
+    return rows
+
+
 def bare_python() -> float:
     walls = []
     for _ in range(5):
@@ -66,10 +93,10 @@ def bare_python() -> float:
 def cprofile_run_now(w, config: Path, top: int = 12) -> tuple[float, str]:
     """cProfile of one nothing-due --run-now, run in a child interpreter (imports included)."""
     out_file = C.WORK / "footprint" / "run_now.prof"
-    code = ("import cProfile, sys; sys.argv=['alicertd','--config',%r,'--run-now'];"
-            "from daemon.cli import main as m; cProfile.run('rc=m(sys.argv[1:])', %r)") % (str(config), str(out_file))
+    code = (f"import cProfile, sys; sys.argv=['alicertd','--config',{str(config)!r},'--run-now'];"
+            f"from daemon.cli import main as m; cProfile.run('rc=m(sys.argv[1:])', {str(out_file)!r})")
     t = time.perf_counter()
-    subprocess.run([C.PYTHON, "-c", code], cwd=C.ROOT, env=w.env(), capture_output=True, check=True)
+    subprocess.run([C.PYTHON, "-c", code], cwd=C.ROOT, env=C.alicertd_env(w), capture_output=True, check=True)
     wall = time.perf_counter() - t
     buf = io.StringIO()
     stats = pstats.Stats(str(out_file), stream=buf)
@@ -110,9 +137,13 @@ def main(argv: list[str] | None = None) -> int:
 
         walls = [C.run_cli(w, config, "--run-now").check("nothing-due run").wall for _ in range(reps + 1)][1:]
         print(f"--run-now nothing due: {C.fmt(walls)}")
+        nocache = [C.run_cli(w, config, "--run-now", bytecode=False).check("nothing-due run").wall
+                   for _ in range(max(2, reps // 2))]
+        print(f"--run-now nothing due, no bytecode cache: {C.fmt(nocache)}")
         prof_wall, prof_text = cprofile_run_now(w, config)
 
     imports, import_rows, import_rss = import_profile()
+    rss_rows = import_rss_rows()
     bare = bare_python()
     idle_cpu = at_end["cpu"] - at_done["cpu"]
     rss_max = max(samples + [at_end["VmRSS"]])
@@ -134,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
         f"(10 ms).",
         "",
         C.md_table(["`--run-now`, nothing due, one certificate", "wall (median, min–max)", "runs"],
-                   [["fork → exit", f"**{C.fmt(walls)}**", len(walls)]]),
+                   [["fork → exit (bytecode cached, as installed)", f"**{C.fmt(walls)}**", len(walls)],
+                    ["same, `PYTHONDONTWRITEBYTECODE=1` and no cache (this machine's default environment)",
+                     C.fmt(nocache), len(nocache)]]),
         "",
         f"Where the start-up goes: a bare `python -c pass` takes {bare * 1000:.0f} ms here; importing the "
         f"modules `--run-now` needs takes **{imports:.2f} s** by `python -X importtime` (which inflates it "
@@ -142,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         f"modules' own import time):",
         "",
         C.md_table(["package (all its modules)", "import time (self)", "share"], import_rows),
+        "",
+        "Memory: VmRSS of a fresh interpreter after importing only the named package(s) (the "
+        "parts they share, e.g. OpenSSL, count in each row):",
+        "",
+        C.md_table(["imported", "VmRSS"], rss_rows),
         "",
         f"cProfile of one nothing-due `--run-now` ({prof_wall:.2f} s under the profiler), alicertd's "
         f"own functions by cumulative time (imports they trigger included):",

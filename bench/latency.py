@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int, default=None)
     args = ap.parse_args(argv)
-    reps = args.reps or C.reps(args.quick, full=7, quick=3)
+    reps = args.reps or C.reps(args.quick, full=7, quick=2)
 
     results: dict[str, list[dict[str, float]]] = {}
     for kind, label in KINDS:

@@ -376,6 +376,12 @@ class Cycle:
                 log.info("%s serves serial %s", where, bundle.serial,
                          extra={"certificate": outcome.certificate})
             except Exception as exc:  # noqa: BLE001 - one target never stops the others
+                if self.stop.is_set():
+                    # Interrupted by a shutdown, not failed: the next run verifies or rebinds it.
+                    outcome.action, outcome.error = "skipped", "shutting down"
+                    log.info("%s: abandoned, shutting down (%s)", where, describe_error(exc)[1],
+                             extra={"certificate": outcome.certificate})
+                    return
                 outcome.action = "failed"
                 outcome.error = describe_error(exc)[1]
                 log.error("%s: %s", where, outcome.error,
@@ -398,7 +404,9 @@ class Cycle:
                 runtime = self._pending_runtime.get(name) or self.store.read_runtime(name)
                 runtime["last_attempt"] = rfc3339(now)
                 target_errors = [f"{t.target.provider} {t.target.name}: {t.error}"
-                                 for t in by_cert[name] if t.error]
+                                 for t in by_cert[name] if t.error and t.action != "skipped"]
+                interrupted = outcome.action == "skipped" or any(
+                    t.action == "skipped" and t.error for t in by_cert[name])
                 if outcome.action == "failed":
                     prev = None
                     if runtime.get("failures") and parse_time(runtime.get("last_failure")):
@@ -408,8 +416,7 @@ class Cycle:
                     fs = planner.backoff_after_failure(prev, now, cap)
                     runtime.update(last_result="failed", last_error=outcome.error, failures=fs.failures,
                                    last_failure=rfc3339(fs.last_failure), next_attempt=rfc3339(fs.next_attempt))
-                elif outcome.action == "skipped" or (not outcome.decision.due and runtime.get("failures")
-                                                     and outcome.decision.reason.startswith("backing off")):
+                elif interrupted or outcome.decision.backing_off:
                     # Neither a success nor a new failure (shut down before it could finish, or
                     # still backing off): the failure count and the backoff stay as they were.
                     pass

@@ -111,6 +111,7 @@ class CertDecision:
     due: bool
     reason: str
     not_before_attempt: datetime | None = None
+    backing_off: bool = False  # not due only because a recorded failure's backoff runs
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,7 @@ def plan_certificate(
     def due_unless_backing_off(reason: str) -> CertDecision:
         if failure is not None and now < failure.next_attempt:
             return CertDecision(name, False, backing_off_reason(failure.next_attempt),
-                                failure.next_attempt)
+                                failure.next_attempt, backing_off=True)
         return due(reason)
 
     if force:

@@ -48,7 +48,7 @@ def cycle_events(result: CycleResult, now: datetime) -> list:
                                                            "not_after": rfc3339(c.not_after)}))
     failures = [f"{c.name}: {c.error}" for c in result.certificates if c.action == "failed"]
     failures += [f"{t.certificate} -> {t.target.provider} {t.target.name}: {t.error}"
-                 for t in result.targets if t.error]
+                 for t in result.targets if t.error and t.action != "skipped"]  # skipped: shutdown
     failures += result.errors
     if failures:
         events.append(Event("failure", None, "alicertd: cycle failed",
@@ -71,7 +71,7 @@ def _update_metrics(metrics, result: CycleResult, now: datetime) -> None:
         per_cert_ok[t.certificate] = per_cert_ok.get(t.certificate, True) and ok
         if t.action == "verified" and t.reason != "rollout pending":
             metrics.deployments.inc(provider=t.target.provider)
-        if t.error:
+        if t.error and t.action != "skipped":
             metrics.failures.inc(provider=t.target.provider)
         if t.binding is not None and t.binding.not_after is not None:
             metrics.target_not_after.set(t.binding.not_after, certificate=t.certificate,

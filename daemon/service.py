@@ -49,7 +49,7 @@ class Service:
         report_cycle(config, store, result, metrics=self.metrics)
         issued = sum(1 for c in result.certificates if c.action == "issued")
         failed = sum(1 for c in result.certificates if c.action == "failed") + \
-            sum(1 for t in result.targets if t.error)
+            sum(1 for t in result.targets if t.action == "failed")
         log.info("cycle done in %.1fs: %d issued, %d failed, %d target(s) checked",
                  (result.finished - result.started).total_seconds(), issued, failed, len(result.targets))
         self._schedule_retry(store)

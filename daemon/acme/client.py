@@ -403,15 +403,18 @@ def _account(url: str, response: Response, *, created: bool = False) -> Account:
 def _order(url: str, response: Response) -> Order:
     data = response.json()
     try:
-        identifiers = tuple(Identifier(str(i["type"]), str(i["value"])) for i in data["identifiers"])
-        authorizations = tuple(str(a) for a in data["authorizations"])
+        identifiers = tuple(Identifier(_str(i, "type"), _str(i, "value")) for i in _list(data, "identifiers"))
+        authorizations = tuple(_str_item(a, "authorizations") for a in _list(data, "authorizations"))
+        certificate = data.get("certificate")
+        if certificate is not None and not isinstance(certificate, str):
+            raise TypeError("'certificate'")
         return Order(
             url=url,
-            status=str(data["status"]),
+            status=_str(data, "status"),
             identifiers=identifiers,
             authorizations=authorizations,
-            finalize=str(data["finalize"]),
-            certificate=data.get("certificate"),
+            finalize=_str(data, "finalize"),
+            certificate=certificate,
             expires=_time(data.get("expires")),
             error=problem_from_json(data["error"]) if isinstance(data.get("error"), Mapping) else None,
             replaces=data.get("replaces"),
@@ -428,9 +431,9 @@ def _authorization(url: str, response: Response) -> Authorization:
         ident = data["identifier"]
         return Authorization(
             url=url,
-            status=str(data["status"]),
-            identifier=Identifier(str(ident["type"]), str(ident["value"])),
-            challenges=tuple(_challenge(c, url) for c in data.get("challenges") or ()),
+            status=_str(data, "status"),
+            identifier=Identifier(_str(ident, "type"), _str(ident, "value")),
+            challenges=tuple(_challenge(c, url) for c in _list(data, "challenges", default=[])),
             wildcard=data.get("wildcard") is True,
             expires=_time(data.get("expires")),
         )
@@ -442,15 +445,40 @@ def _authorization(url: str, response: Response) -> Authorization:
 def _challenge(data: Mapping[str, Any], where: str) -> Challenge:
     try:
         return Challenge(
-            type=str(data["type"]),
-            url=str(data["url"]),
-            status=str(data["status"]),
+            type=_str(data, "type"),
+            url=_str(data, "url"),
+            status=_str(data, "status"),
             token=data.get("token"),
             validated=data.get("validated"),
             error=problem_from_json(data["error"]) if isinstance(data.get("error"), Mapping) else None,
         )
     except (KeyError, TypeError) as exc:
         raise AcmeProtocolError(f"malformed challenge object (missing or bad {exc})", url=where) from None
+
+
+def _str(data: Any, name: str) -> str:
+    """``data[name]`` when ``data`` is an object and the value a string. A server that sends
+    another type is broken: str() would turn a list into a URL (``"['https://…']"``) and a
+    string iterated as a list into one-letter URLs. KeyError/TypeError name the field; the
+    parsers turn them into AcmeProtocolError."""
+    if not isinstance(data, Mapping):
+        raise TypeError(repr(name))
+    return _str_item(data[name], name)
+
+
+def _str_item(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(repr(name))
+    return value
+
+
+def _list(data: Mapping[str, Any], name: str, default: list | None = None) -> list:
+    value = data.get(name) if default is not None else data[name]
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, list):
+        raise TypeError(repr(name))
+    return value
 
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")

@@ -95,7 +95,7 @@ CASES = [
 def test_plan_certificate(case):
     _, st, rbd, force, now, failure, rng, due, reason, nba = case
     d = p.plan_certificate(CERT, st, renew_before_days=rbd, force=force, now=now, failure=failure, rng=rng)
-    assert d == p.CertDecision("www", due, reason, nba)
+    assert d == p.CertDecision("www", due, reason, nba, backing_off=reason.startswith("backing off"))
 
 
 def test_ari_pick_is_stable_and_inside_window():

@@ -5,6 +5,7 @@ every state file intact."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import subprocess
@@ -45,10 +46,8 @@ def _kill_when(world: World, config, log_path, args, *, action: str | None = Non
             wait_for(lambda: proc.poll() is not None or pebble_log(world).count(pebble) > marks,
                      60, f"{pebble!r} in Pebble's log (or the end of the run)", step=0.005)
         else:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # let it run DELAY seconds
                 proc.wait(timeout=delay)
-            except subprocess.TimeoutExpired:
-                pass
     finally:
         finished = proc.poll()
         proc.kill()

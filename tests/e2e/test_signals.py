@@ -9,6 +9,7 @@ import time
 
 from tests.e2e.helpers import (
     WWW_TARGETS,
+    WebhookReceiver,
     assert_serves,
     call_count,
     cert_status,
@@ -92,3 +93,33 @@ def test_sighup_adds_a_certificate_and_a_broken_file_keeps_the_old_config(world,
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     assert "Traceback" not in log_text(log)
+
+
+def test_sigterm_while_waiting_for_a_cdn_rollout_exits_0_within_10s(world, tmp_path):
+    world.sandbox.set_cdn_rollout_seconds(6)  # verification waits for the rollout
+    with WebhookReceiver() as hook:
+        config = world.write_config(tmp_path, [www_cert()], verify_timeout="2m",
+                                    extra={"notify": [{"kind": "webhook", "url": hook.url}]})
+        state = tmp_path / "state"
+        log = tmp_path / "daemon.log"
+        with running_daemon(world, config, log) as proc:
+            wait_for(lambda: call_count(world, "SetCdnDomainSSLCertificate") >= 2, 30, "the CDN binds")
+            serial = World.chain_serial(state, "www")
+            assert serial and world.served_serial("cdn.example.com") != serial, "still rolling out"
+
+            start = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=12)
+            took = time.monotonic() - start
+        assert code == 0 and took < 10, f"exit {code} after {took:.1f}s"
+        # A shutdown is not a failure: nothing alarming logged, recorded or sent.
+        assert " ERROR " not in log_text(log)
+        assert hook.bodies("failure") == [], hook.bodies("failure")
+        assert cert_status(world, config, "www")["last_error"] is None
+
+    # The next run picks the rollout up where the daemon left it: no new certificate, no rebind.
+    since = time.time()
+    run_ok(world, config)
+    assert World.chain_serial(state, "www") == serial
+    assert_serves(world, state, "www", WWW_TARGETS)
+    assert call_count(world, "SetCdnDomainSSLCertificate", since) == 0

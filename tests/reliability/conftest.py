@@ -1,9 +1,12 @@
-"""End-to-end fixtures: a fresh sandbox + Pebble per test (about half a second to start)."""
+"""Reliability fixtures: a fresh sandbox + Pebble per test (about half a second to start), and
+one record of everything the session's alicertd processes printed (scanned for secrets by
+test_secrets.py, which runs last)."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.reliability.helpers import Transcripts
 from tests.support.pebble import ensure_pebble
 from tests.support.world import World
 
@@ -13,3 +16,8 @@ def world():
     ensure_pebble()
     with World() as w:
         yield w
+
+
+@pytest.fixture(scope="session")
+def transcripts() -> Transcripts:
+    return Transcripts()
