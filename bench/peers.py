@@ -263,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         "when the CA sends no Retry-After) before the next look. Here that is a race with Pebble's "
         f"validator — {lego_slow} of {lego_n} lego certificates lost it and took > 4 s; with a real CA, "
         "whose validation takes longer than one loopback round trip, it is lost nearly every time. "
+        "(The older ~3 s/cert figure for lego is its fast mode: 2 s sleep + round trips.) "
         "Flags: `--dns.resolvers <challtestsrv>` (lego finds the zone and follows CNAMEs through it) and "
         "`--dns.propagation-disable-ans`: pebble-challtestsrv answers SOA/NS queries with NOTIMP, so "
         "lego's lookup of the authoritative nameservers cannot work here; lego still checks the TXT "

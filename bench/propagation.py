@@ -71,8 +71,8 @@ def one_run(delay: float) -> dict[str, float]:
             "own_wait": props[0][1] if props else float("nan"),
             "add_to_propagated_line": props[0][0] - added if props else float("nan"),
             "wall": r.wall,
-            # alicertd's own TXT queries (before its challenge POST; the CA's come after it)
-            "queries": [round(q - added, 3) for q in queries if posts and q < posts[0]]}
+            # alicertd's own TXT queries (up to its "propagated" line; the CA's come after it)
+            "queries": [round(q - added, 3) for q in queries if props and q <= props[0][0]]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         ["memory", _memory()],
         ["OS", f"{platform.system()} {platform.release()}"],
         ["Python", f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})"],
+        ["load average (1, 5, 15 min)", _loadavg()],
         ["mode", ("`--quick` (fewer repetitions, 15 s idle period)" if args.quick else "full")
          + (f", whole run {args.elapsed / 60:.1f} min" if args.elapsed else "")],
     ]
@@ -104,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         "from this run on this machine. Pebble with `PEBBLE_VA_NOSLEEP=1`, `PEBBLE_AUTHZREUSE=0` and no "
         "injected badNonce (`PEBBLE_WFE_NONCEREJECT=0`); the alicertd sandbox (Alidns, CDN, API Gateway, "
         "authoritative DNS, TLS edge) on loopback. Figures are `median (min–max)` over the runs stated; "
-        "wall times include process start.",
+        "wall times include process start. alicertd runs with its bytecode cached "
+        "(`PYTHONPYCACHEPREFIX=bench/work/pycache`), as an installed package has it; this machine's "
+        "environment sets `PYTHONDONTWRITEBYTECODE=1`, which would add ~0.1 s to every start (section 5).",
         "",
         C.md_table(["", ""], env_rows),
         "",
@@ -135,6 +138,16 @@ def main(argv: list[str] | None = None) -> int:
     OUT.write_text("\n".join(out).rstrip() + "\n")
     print(OUT.read_text())
     return 0
+
+
+def _loadavg() -> str:
+    start = C.WORK / "logs" / "loadavg.start"
+    try:
+        end = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+    text = f"{start.read_text().strip()} at the start, {end} at the end" if start.exists() else f"{end} at the end"
+    return text + " (the machine is shared: other test suites may run beside the benchmarks)"
 
 
 def _memory() -> str:

@@ -26,6 +26,7 @@ fi
 
 rm -rf bench/work/results bench/work/logs
 mkdir -p bench/work/logs
+cut -d' ' -f1-3 /proc/loadavg > bench/work/logs/loadavg.start 2>/dev/null || true
 start=$(date +%s)
 failed=()
 for bench in peers latency propagation steady_state footprint acme_throughput; do

@@ -50,6 +50,8 @@ def parse_time(text: Any) -> datetime | None:
 
 
 NOT_VERIFIED = "not yet verified"
+BIND_WORKERS = 8  # concurrent bind calls (Alibaba's per-action QPS limits are 10-30/s)
+VERIFY_WORKERS = 64  # concurrent rollout waits (threads that mostly sleep between polls)
 
 
 def target_key(target: Target) -> str:
@@ -157,8 +159,13 @@ class Cycle:
             self._clean_leftovers(result)
 
         stored: dict[str, StoredCertificate | None] = {}
-        for cert in self.config.certificates:
-            outcome, current = self._plan_certificate(cert, cert.name in force)
+        certs = self.config.certificates
+        workers = max(1, min(self.config.runtime.concurrency, len(certs)))
+        # Planning may ask the CA for renewal information (one GET per certificate whose
+        # Retry-After has passed): round trips to a CA abroad add up, so they overlap.
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="plan") as pool:
+            planned = list(pool.map(lambda c: self._plan_certificate(c, c.name in force), certs))
+        for cert, (outcome, current) in zip(certs, planned, strict=True):
             result.certificates.append(outcome)
             stored[cert.name] = current
 
@@ -357,24 +364,16 @@ class Cycle:
         if dry_run or not work:
             return
 
-        def one(outcome: TargetOutcome) -> None:
-            bundle = bundles[outcome.certificate]
-            provider = self.provider(outcome.target.provider)
+        # Bind everything first (quick API calls, a few at a time), then verify everything at
+        # once: verification is mostly waiting for a rollout, so N targets cost about one
+        # rollout, not N/threads of them.
+        def attempt(outcome: TargetOutcome, step: Callable[[], None]) -> None:
             where = f"{outcome.target.provider} {outcome.target.name}"
             if self.stop.is_set():
                 outcome.action, outcome.error = "skipped", "shutting down"
                 return
             try:
-                if outcome.reason not in (planner.ROLLOUT_PENDING, NOT_VERIFIED):
-                    log.info("binding serial %s to %s (%s)", bundle.serial,
-                             where, outcome.reason, extra={"certificate": outcome.certificate})
-                    provider.bind(outcome.target, bundle)
-                    outcome.action = "bound"
-                deadline = _monotonic() + self.config.verify.timeout
-                outcome.binding = provider.verify(outcome.target, bundle, deadline)
-                outcome.action = "verified"
-                log.info("%s serves serial %s", where, bundle.serial,
-                         extra={"certificate": outcome.certificate})
+                step()
             except Exception as exc:  # noqa: BLE001 - one target never stops the others
                 if self.stop.is_set():
                     # Interrupted by a shutdown, not failed: the next run verifies or rebinds it.
@@ -384,11 +383,38 @@ class Cycle:
                     return
                 outcome.action = "failed"
                 outcome.error = describe_error(exc)[1]
-                log.error("%s: %s", where, outcome.error,
-                          extra={"certificate": outcome.certificate})
+                log.error("%s: %s", where, outcome.error, extra={"certificate": outcome.certificate})
 
-        with ThreadPoolExecutor(max_workers=min(8, len(work)), thread_name_prefix="deploy") as pool:
-            list(pool.map(one, work))
+        def bind(outcome: TargetOutcome) -> None:
+            bundle = bundles[outcome.certificate]
+
+            def step() -> None:
+                log.info("binding serial %s to %s %s (%s)", bundle.serial, outcome.target.provider,
+                         outcome.target.name, outcome.reason, extra={"certificate": outcome.certificate})
+                self.provider(outcome.target.provider).bind(outcome.target, bundle)
+                outcome.action = "bound"
+            attempt(outcome, step)
+
+        def verify(outcome: TargetOutcome) -> None:
+            bundle = bundles[outcome.certificate]
+
+            def step() -> None:
+                deadline = _monotonic() + self.config.verify.timeout
+                outcome.binding = self.provider(outcome.target.provider).verify(outcome.target, bundle, deadline)
+                outcome.action = "verified"
+                log.info("%s %s serves serial %s", outcome.target.provider, outcome.target.name, bundle.serial,
+                         extra={"certificate": outcome.certificate})
+            attempt(outcome, step)
+
+        to_bind = [o for o in work if o.reason not in (planner.ROLLOUT_PENDING, NOT_VERIFIED)]
+        if to_bind:
+            with ThreadPoolExecutor(max_workers=min(BIND_WORKERS, len(to_bind)), thread_name_prefix="bind") as pool:
+                list(pool.map(bind, to_bind))
+        to_verify = [o for o in work if o.action in ("none", "bound")]
+        if to_verify:
+            with ThreadPoolExecutor(max_workers=min(VERIFY_WORKERS, len(to_verify)),
+                                    thread_name_prefix="verify") as pool:
+                list(pool.map(verify, to_verify))
 
     # -- bookkeeping -----------------------------------------------------------
 

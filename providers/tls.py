@@ -25,7 +25,7 @@ T = TypeVar("T")
 
 #: Waits between two looks at a rollout: quick at first (most settle in seconds), then backing
 #: off to the last value, which repeats. Real CDN pushes take minutes.
-POLL_INTERVALS: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 30.0)
+POLL_INTERVALS: tuple[float, ...] = (0.25, 0.5, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 30.0)
 
 #: The label put in front of a wildcard domain to get a concrete name to ask for.
 WILDCARD_PROBE_LABEL = "alicertd-verify"

@@ -69,6 +69,7 @@ def issue_certificate(client: AcmeClient, domains: Sequence[str], cert_key: Priv
             handle = solver.present(records)
             try:
                 solver.wait(handle, deadline)
+                log.info("answering %d dns-01 challenge(s)", len(challenges))
                 for chall in challenges.values():
                     client.answer_challenge(chall)
                 for url in list(pending):

@@ -20,9 +20,9 @@ from ..errors import ApiError
 from ..state import CdnDomain, CdnHttps, StoredCert
 from .base import Call, Product, enum_param, int_param, iso, optional, page_of, paging, required, spaced
 
-# Alibaba documents no maximum for DescribeCdnHttpsDomainList PageSize (only "default 20");
-# the sandbox caps it at 1000 (see README).
-HTTPS_LIST_MAX_PAGE_SIZE = 1000
+# Alibaba documents no maximum for DescribeCdnHttpsDomainList PageSize (only "default 20"); the
+# sandbox uses the bound its DCDN twin and DescribeUserDomains document, 500 (see README).
+HTTPS_LIST_MAX_PAGE_SIZE = 500
 EXPIRE_SOON_DAYS = 30
 _CERT_NAME_RE = re.compile(r"^[A-Za-z0-9._*\-]{1,64}$")
 

@@ -85,7 +85,7 @@ def test_json_shape():
     assert first["level"] == "info" and first["logger"] == "alicertd" and first["msg"] == "bound 0a1b"
     assert (first["certificate"], first["provider"], first["target"], first["attempt"]) == (
         "www", "cdn", "img.example.com", 2)
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first["ts"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["ts"])
     assert set(second) == {"ts", "level", "logger", "msg"}
 
 

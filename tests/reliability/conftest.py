@@ -18,6 +18,15 @@ def world():
         yield w
 
 
+@pytest.fixture
+def slow_dns_world():
+    """Nameservers that lag 1 s behind the API: every issuance then takes a second or two,
+    long enough for a kill or a competing process to land in the middle of it."""
+    ensure_pebble()
+    with World(dns_delay=1.0) as w:
+        yield w
+
+
 @pytest.fixture(scope="session")
 def transcripts() -> Transcripts:
     return Transcripts()

@@ -16,8 +16,6 @@ import signal
 import subprocess
 import time
 
-import pytest
-
 from tests.reliability.helpers import (
     APP,
     STATIC,
@@ -28,8 +26,6 @@ from tests.reliability.helpers import (
     assert_state_parses,
     sandbox_codes,
 )
-from tests.support.pebble import ensure_pebble
-from tests.support.world import World
 
 SEED = 8555
 KILLS = 15
@@ -42,13 +38,6 @@ def _account_url(state) -> str | None:
         return json.loads((state / "account" / "account.json").read_text()).get("url")
     except (FileNotFoundError, ValueError):
         return None
-
-
-@pytest.fixture
-def slow_dns_world():
-    ensure_pebble()
-    with World(dns_delay=1.0) as w:
-        yield w
 
 
 def test_sigkill_at_random_moments_then_one_clean_run(slow_dns_world, tmp_path, transcripts, record_property):

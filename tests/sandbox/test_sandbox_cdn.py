@@ -129,14 +129,14 @@ def test_https_domain_list_and_ssl_off(sb, client, ca):
     chain, key, _ = ca.issue(["cdn.example.com"], days=10)
     call(sb, client, set_cert("cdn.example.com", chain, key, "soon"))
     req = DescribeCdnHttpsDomainListRequest()
-    req.set_PageSize(1000)
+    req.set_PageSize(500)
     body = call(sb, client, req)
     assert body["TotalCount"] == 1
     row = body["CertInfos"]["CertInfo"][0]
     assert (row["DomainName"], row["CertName"], row["CertStatus"], row["CertCommonName"]) == (
         "cdn.example.com", "soon", "expire_soon", "cdn.example.com")
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row["CertExpireTime"])
-    req.set_PageSize(1001)
+    req.set_PageSize(501)
     assert call_error(sb, client, req).get_error_code() == "InvalidParameter"
 
     call(sb, client, set_cert("cdn.example.com", protocol="off"))

@@ -95,9 +95,13 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: floa
 
 class World:
     def __init__(self, fixture: Path | Mapping[str, Any] = DEMO_FIXTURE, *,
-                 pebble_env: Mapping[str, str] | None = None, dns_delay: float | None = None):
+                 pebble_env: Mapping[str, str] | None = None, dns_delay: float | None = None,
+                 eab: Mapping[str, str] | None = None):
+        """``eab`` (EAB key id -> base64url HMAC key) makes Pebble require external account
+        binding; the config then needs ``extra={"acme": {"eab_kid": …, "eab_hmac_key": …}}``."""
         self.fixture = fixture
         self.pebble_env = dict(pebble_env or {})
+        self.eab = dict(eab) if eab else None
         self.dns_delay = dns_delay
         self.sandbox: Sandbox | None = None
         self.pebble: Pebble | None = None
@@ -108,7 +112,8 @@ class World:
     def start(self) -> World:
         self.sandbox = Sandbox(fixture=self.fixture, dns_delay=self.dns_delay)
         self.sandbox.start()
-        self.pebble = Pebble(dns_server=f"127.0.0.1:{self.sandbox.dns_port}", env=self.pebble_env)
+        self.pebble = Pebble(dns_server=f"127.0.0.1:{self.sandbox.dns_port}", env=self.pebble_env,
+                             eab=self.eab)
         self.pebble.start()
         return self
 
