@@ -4,7 +4,8 @@
   benchmark Pebble settings (``PEBBLE_ENV``); ``fixture(...)`` builds sandbox fixtures as dicts.
 - Running alicertd as its users do: ``run_cli`` starts ``python -m daemon`` in a subprocess
   (process start included in the wall time) and stamps every stderr line on arrival with
-  ``time.time()`` — alicertd's own log timestamps have a resolution of one second.
+  ``time.time()`` (text logs carry whole seconds; ``Run.log_time`` reads the JSON log's own
+  millisecond ``ts``).
 - Statistics (median, min–max) and the result files: each benchmark writes
   ``bench/work/results/<name>.json`` (a markdown section plus its targets); bench/report.py
   turns them into bench/RESULTS.md.
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import re
@@ -117,6 +119,16 @@ class Run:
             if isinstance(obj, dict):
                 out.append((t, obj))
         return out
+
+    @staticmethod
+    def log_time(obj: Mapping[str, Any]) -> float | None:
+        """The JSON log line's own ``ts`` as epoch seconds (None unless it carries milliseconds)."""
+        ts = str(obj.get("ts", ""))
+        m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z", ts)
+        if not m:
+            return None
+        base = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
+        return base + int(m.group(2)) / 1000
 
     def check(self, what: str) -> Run:
         if self.returncode != 0:

@@ -277,19 +277,18 @@ def main(argv: list[str] | None = None) -> int:
         "`LEGO_CA_CERTIFICATES=<pebble listener CA>`, `EXEC_PATH=bench/hooks/lego-exec.sh`. "
         "Key type: EC P-256 for all three (each one's default).",
     ]
+    deploy1 = statistics.median(r["deploy"] for r in ali)
+    md += [
+        "",
+        f"Deployment with the 1 s rollout takes {deploy1:.2f} s for {n} domains (all {n} bound before the "
+        f"first one was verified: {C.fmt([r['first_wave'] for r in ali], unit='', digits=0)} binds), i.e. "
+        f"about one rollout plus the read-back poll step, not one rollout per domain.",
+    ]
     if ali_total > fastest_total / 10:
         md += [
             "",
-            f"**Target missed** with the 1 s rollout: {ali_total:.2f} s > {fastest_total / 10:.2f} s. "
-            f"Issuance is quick (phase table); the deploy phase is not: `Cycle._deploy` starts binding only "
-            f"after every certificate is issued, and runs bind + verify in a pool of 8 threads "
-            f"(`min(8, len(work))`, daemon/cycle.py) where each thread holds its domain for the whole "
-            f"rollout (verify polls at 0, 0.5, 1.5 s … and then shakes hands). {n} domains = "
-            f"{-(-n // 8)} waves × ~1.5 s (binds before the first domain was verified: "
-            f"{C.fmt([r['first_wave'] for r in ali], unit='', digits=0)}). Binding all targets first and verifying them together (or "
-            f"more deploy threads, or deploying each certificate as soon as it is issued) would make the "
-            f"deploy phase ~one rollout long. With real CDN rollouts (minutes) the waves dominate "
-            f"completely: 1,000 domains = 125 waves.",
+            f"**Target missed** with the 1 s rollout: {ali_total:.2f} s > {fastest_total / 10:.2f} s; the "
+            f"phase table shows where the time goes.",
         ]
     targets = [C.Target(f"throughput, {n} certificates (deployment included)",
                         f"≤ 1/10 of the faster peer ({fastest}: {fastest_total:.1f} s → ≤ {fastest_total / 10:.2f} s)",
