@@ -96,8 +96,10 @@ class CycleResult:
         """Contract: every certificate valid and not due, deployed to every target."""
         if self.errors:
             return False
+        # A certificate in its failure backoff is due in all but name: a missing one (or one
+        # inside its renewal window) is not "valid", whether or not it has targets to fail.
         certs_ok = all(c.action != "failed" and (not c.decision.due or c.action == "issued")
-                       for c in self.certificates)
+                       and not c.decision.backing_off for c in self.certificates)
         targets_ok = all(t.action in ("none", "bound", "verified") and t.error is None
                          for t in self.targets)
         if self.dry_run:

@@ -178,11 +178,16 @@ class Issuer:
         return NewCertificate(serial=info.serial, not_after=info.not_after)
 
     def _pending_key(self, cert: CertificateConfig):
+        """The key for a new order: the one a crashed attempt left (so a certificate the CA
+        issued for it is still usable), unless that is already the current certificate's key
+        (a crash between commit and cleanup) — a renewal never reuses the key it replaces."""
         pem = self.store.read_pending_key(cert.name)
         if pem is not None:
+            current = self.store.read_certificate(cert.name)
             try:
                 key = load_private_key(pem)
-                if key_type_of(key) == cert.key_type:
+                reused = current is not None and load_private_key(current.key_pem).public_key() == key.public_key()
+                if key_type_of(key) == cert.key_type and not reused:
                     return key
             except KeyFormatError:
                 log.warning("discarding an unreadable pending key", extra={"certificate": cert.name})

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from daemon.config import Config
 from daemon.cycle import Cycle, parse_time
@@ -22,7 +22,8 @@ from daemon.state import StateLocked, StateStore
 
 log = logging.getLogger("alicertd")
 
-DRAIN_SECONDS = 8.0  # within systemd's TimeoutStopSec and the 10 s promise
+DRAIN_SECONDS = 8.0
+LOCKED_RETRY_SECONDS = 60.0  # within systemd's TimeoutStopSec and the 10 s promise
 
 
 class Service:
@@ -43,7 +44,11 @@ class Service:
                     return
                 result = Cycle(config, store, stop=self.stop_event).run()
         except StateLocked as exc:
-            log.warning("%s", exc)
+            # Another process (a --run-now) is doing a cycle: come back soon rather than only at
+            # the next regular run, which may be hours away.
+            log.warning("%s; retrying in %gs", exc, LOCKED_RETRY_SECONDS)
+            if self.scheduler is not None:
+                self.scheduler.request_early_run(datetime.now(UTC) + timedelta(seconds=LOCKED_RETRY_SECONDS))
             return
         from daemon.reporting import report_cycle
         report_cycle(config, store, result, metrics=self.metrics)

@@ -212,11 +212,25 @@ class StateStore:
 
     def _sweep_temp_files(self) -> None:
         """Temp files are never the real file: one left behind is a write that a crash
-        interrupted before its rename, so it is safe (and tidy) to remove."""
-        for path in self.root.rglob(f"{_TMP_PREFIX}*"):
-            with contextlib.suppress(OSError):
-                if path.is_symlink() or path.is_file():
-                    path.unlink()
+        interrupted before its rename, so it is safe (and tidy) to remove — but only while
+        nobody holds the state lock. ``lock()`` runs this before it waits, and a held lock
+        means a live writer (another process, or another thread of this one) whose temp
+        file is a write in progress: sweeping it made that writer's rename fail."""
+        try:
+            fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        except OSError:
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held, even by us: not now
+            except OSError:
+                return
+            for path in self.root.rglob(f"{_TMP_PREFIX}*"):
+                with contextlib.suppress(OSError):
+                    if path.is_symlink() or path.is_file():
+                        path.unlink()
+        finally:
+            os.close(fd)  # releases the probe's lock
 
     @contextlib.contextmanager
     def lock(self, timeout: float, *, poll: float = 0.05) -> Iterator[None]:

@@ -171,9 +171,12 @@ class Transport:
                     headers["Accept"] = accept
                 try:
                     return self._send("POST", url, data=json.dumps(body), headers=headers)
-                except BadNonce:
+                except BadNonce as exc:
                     bad_nonces += 1
                     if bad_nonces > self.max_bad_nonce:
+                        # Say that this is the bounded retry giving up, not a single refusal.
+                        exc.detail += f" (gave up after {bad_nonces} attempts, each with a fresh nonce)"
+                        exc.args = (exc._message(),)
                         raise
                     with self._lock:
                         self.bad_nonce_retries += 1

@@ -53,7 +53,7 @@ def test_bad_nonce_is_retried_with_the_fresh_nonce():
 def test_bad_nonce_retries_are_bounded():
     session = FakeSession(response(200, nonce="n0"), *[problem(400, "badNonce", nonce=f"n{i}") for i in range(1, 5)])
     t, _ = make_transport(session, max_bad_nonce=3)
-    with pytest.raises(p.BadNonce):
+    with pytest.raises(p.BadNonce, match=r"gave up after 4 attempts"):
         t.post("https://ca.test/a", {}, key=KEY, kid="k")
     assert len(session.calls) == 5  # HEAD + first try + 3 retries
 

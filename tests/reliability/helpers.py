@@ -77,7 +77,33 @@ class Transcripts:
         self.secrets.add(world.access_key_secret)
         proc = world.spawn(config, *args, log_path=log_path, env=env)
         self.runs.append(Transcript(f"{config} {' '.join(args)} (spawned)", log_path=log_path))
+        self.state_dirs.add(state_dir_of(config))  # harvested by the caller once it has run
         return proc
+
+    def leaks(self) -> list[str]:
+        """Every (run, secret) pair where the run's output holds the secret, in any of the
+        forms it could be printed in (raw, URL-encoded, base64 vs base64url)."""
+        for state_dir in self.state_dirs:
+            self.harvest(state_dir)
+        needles: dict[str, str] = {}
+        for secret in self.secrets:
+            for form in _forms(secret):
+                needles[form] = f"secret {secret[:4]}…"
+        for line in self.key_lines:
+            for form in _forms(line):
+                needles[form] = f"private key line {line[:8]}…"
+        hits = []
+        for run in self.runs:
+            text = run.text()
+            hits += [f"{run.what}: {what}" for needle, what in needles.items() if needle in text]
+        return hits
+
+
+def _forms(value: str) -> set[str]:
+    from urllib.parse import quote
+
+    alt = value.translate(str.maketrans("-_+/", "+/-_"))  # base64url <-> base64
+    return {f for v in (value, alt) for f in (v, quote(v, safe=""), quote(v, safe="~"))}
 
 
 def state_dir_of(config: Path) -> Path:

@@ -137,3 +137,13 @@ def test_ca_bad_orders_and_a_chain_for_another_key(world, fake_ca, tmp_path, tra
     assert "issued" in summary_row(proc.stdout, "good")
     assert_serves(world, state, "good", ["cdn.example.com"])
     assert_state_parses(state)
+
+    # The next plain run respects the failures' backoff (no new order for them) and still
+    # reports failure: three certificates have no certificate at all, and two of them have no
+    # target that could fail instead (this exited 0, "cycle succeeded", before the fix).
+    orders = sum(1 for _, p in fake_ca.requests if p == "/order")
+    again = transcripts.cli(world, config, "--run-now")
+    assert again.returncode == 1, again.stdout + again.stderr
+    for name in expected:
+        assert "backing off" in summary_row(again.stdout, name)
+    assert sum(1 for _, p in fake_ca.requests if p == "/order") == orders

@@ -92,3 +92,30 @@ def test_daemon_and_two_run_nows_share_one_state_dir(slow_dns_world, tmp_path, t
     proc: subprocess.CompletedProcess = transcripts.cli(world, config, "--run-now")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not [c for c in world.sandbox.calls(since=since) if c["action"].startswith(("Add", "Set"))]
+
+
+def test_a_waiting_process_leaves_the_lock_holders_temp_files_alone(world, tmp_path, transcripts):
+    """A process waiting for the lock must not sweep temp files: they belong to the holder's
+    writes in progress (found by the test above: the holder's account key write failed with
+    "No such file or directory" when a waiting run-now swept its temp file)."""
+    import fcntl
+    import os
+
+    config = world.write_config(tmp_path, [STATIC], extra={"runtime": {"lock_timeout": "1s"}})
+    state = tmp_path / "state"
+    (state / "account").mkdir(parents=True, mode=0o700)
+    in_progress = state / "account" / ".tmp-key.pem.0123abcd"
+    in_progress.write_text("half a key\n")
+    fd = os.open(state / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # we are the "other process" writing
+        waiting = transcripts.cli(world, config, "--run-now")
+        assert waiting.returncode == 1 and LOCK_MESSAGE.search(waiting.stderr), waiting.stderr
+        assert in_progress.exists(), "a process that did not hold the lock swept the holder's temp file"
+    finally:
+        os.close(fd)
+    # With the lock free, a crash's leftover is swept as before.
+    proc = transcripts.cli(world, config, "--run-now")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not in_progress.exists()
+    assert_state_parses(state)

@@ -11,6 +11,7 @@ challenge record, no CDN upload-name collision, a state dir whose every file is 
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -27,10 +28,11 @@ from tests.reliability.helpers import (
     sandbox_codes,
 )
 
-SEED = 8555
+SEED = int(os.environ.get("RELIABILITY_SEED", "8555"))  # another seed: explore
 KILLS = 15
-# alicertd needs ~1 s to start (imports) and ~3-4 s for a cycle that issues these certificates.
-DELAY = (0.7, 4.0)
+# alicertd needs ~1 s to start (imports) and ~3 s for a cycle that issues these certificates:
+# nearly every kill lands mid-run; a fast machine may finish a few runs first (asserted ≥ 10).
+DELAY = (0.7, 3.4)
 
 
 def _account_url(state) -> str | None:
@@ -62,6 +64,7 @@ def test_sigkill_at_random_moments_then_one_clean_run(slow_dns_world, tmp_path, 
             proc.send_signal(signal.SIGKILL)
             rc = proc.wait(timeout=10)
         killed += rc == -signal.SIGKILL
+        transcripts.harvest(state)  # a later run may prune this run's keys
         last = (tmp_path / f"kill-{i:02d}.log").read_text(errors="replace").strip().splitlines()[-1:]
         line = (f"run {i:02d}: {' '.join(args)}: delay {delay:.2f}s -> "
                 f"{'killed' if rc == -9 else f'exit {rc}'} (last line: {last[0][:110] if last else '-'})")
@@ -72,7 +75,7 @@ def test_sigkill_at_random_moments_then_one_clean_run(slow_dns_world, tmp_path, 
             first_url = first_url or url
             urls.add(url)
     record_property("kills", "; ".join(log))
-    assert killed >= KILLS - 3, f"only {killed} of {KILLS} runs were killed mid-way: {log}"
+    assert killed >= 10, f"only {killed} of {KILLS} runs were killed mid-way: {log}"
 
     final = transcripts.cli(world, config, "--run-now")
 

@@ -3,7 +3,8 @@
 The sandbox answers 30 % of all calls with Throttling.User, 10 % with ServiceUnavailable and
 drops 5 % of the connections (seeded, every action); Pebble rejects half of all good nonces.
 alicertd retries each Alibaba call a bounded number of times (6 attempts), so with 45 % of
-calls failing a handful of the ~300 calls of a run can legitimately give up (0.45**6 ≈ 0.8 %):
+calls failing a handful of the ~300 calls of a run can legitimately give up (0.45**6 ≈ 0.8 %),
+and so can one of its ~200 ACME requests (11 attempts at 50 % nonce rejection: 0.05 %):
 a run either converges, or fails only with "gave up after N attempts" lines and the next run
 (faults still on; ``--force`` for certificates still without a chain) picks up the rest. At
 most three runs; how many it took, and the wall time, are printed (``-s``) and recorded.
@@ -11,6 +12,7 @@ most three runs; how many it took, and the wall time, are printed (``-s``) and r
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -26,7 +28,7 @@ from tests.reliability.helpers import (
 from tests.support.pebble import ensure_pebble
 from tests.support.world import World
 
-SEED = 20240611
+SEED = int(os.environ.get("RELIABILITY_SEED", "20240611"))  # another seed: explore
 DOMAINS = [f"c{i:02d}.example.com" for i in range(1, 21)]
 NAMES = [d.split(".")[0] for d in DOMAINS]
 MAX_RUNS = 3  # the follow-up runs have ~10 calls each, so one may still lose the 0.8 % draw

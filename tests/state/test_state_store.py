@@ -212,3 +212,25 @@ def test_example_config_passes_check_config(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     assert "OK (2 certificate(s): www, api)" in proc.stdout
     assert "example-secret" not in proc.stdout + proc.stderr
+
+
+def test_a_renewal_never_reuses_the_current_key(tmp_path: Path):
+    """A crash between committing a certificate and removing its pending key leaves the
+    current key as 'pending': the next order must get a fresh key, not that one."""
+    from daemon.config import CertificateConfig
+    from daemon.issuer import Issuer
+    from daemon.keys import generate_private_key, private_key_to_pem
+
+    store = StateStore(tmp_path / "state")
+    store.ensure()
+    current = private_key_to_pem(generate_private_key("ec256"))
+    store.commit_certificate("www", "01", current, "CHAIN\n", {"serial": "01"})
+    store.write_pending_key("www", current.encode("ascii"))
+    issuer = Issuer(type("C", (), {})(), store)
+    key = issuer._pending_key(CertificateConfig(name="www", domains=("example.com",)))
+    assert private_key_to_pem(key) != current
+    assert store.read_pending_key("www").decode("ascii") == private_key_to_pem(key)
+
+    crashed = private_key_to_pem(generate_private_key("ec256"))  # an order in flight: kept
+    store.write_pending_key("www", crashed.encode("ascii"))
+    assert private_key_to_pem(issuer._pending_key(CertificateConfig(name="www", domains=("example.com",)))) == crashed

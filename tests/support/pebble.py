@@ -2,5 +2,11 @@
 
 from sandbox.pebble import *  # noqa: F401,F403
 from sandbox.pebble import (  # noqa: F401
-    BLOCKED_DOMAIN, DEFAULT_PROFILES, ChallTestSrv, Pebble, PebbleUnavailable, ensure_pebble, free_port,
+    BLOCKED_DOMAIN,
+    DEFAULT_PROFILES,
+    ChallTestSrv,
+    Pebble,
+    PebbleUnavailable,
+    ensure_pebble,
+    free_port,
 )
