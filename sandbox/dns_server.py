@@ -10,7 +10,6 @@ zones, TC over UDP) is here, kept small and explicit.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import socketserver
 import struct
@@ -31,6 +30,7 @@ import dns.rdtypes.ANY.TXT
 import dns.rrset
 
 from .state import RecordData, World, Zone
+from .tcp import TrackingTCPServer
 
 SOA_TTL = 600
 NS_TTL = 86400
@@ -282,26 +282,10 @@ class DnsListener:
         self._udp.close()
 
 
-class _TcpServer(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class _TcpServer(TrackingTCPServer):
     def __init__(self, addr, handler, listener: DnsListener):
         self.listener = listener
-        self._conns: set[socket.socket] = set()
-        self._lock = threading.Lock()
         super().__init__(addr, handler)
-
-    def track(self, conn, add: bool) -> None:
-        with self._lock:
-            (self._conns.add if add else self._conns.discard)(conn)
-
-    def close_all(self) -> None:
-        with self._lock:
-            conns = list(self._conns)
-        for c in conns:
-            with contextlib.suppress(OSError):
-                c.shutdown(socket.SHUT_RDWR)
 
 
 class _TcpHandler(socketserver.BaseRequestHandler):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import socketserver
 import ssl
 import tempfile
@@ -22,6 +21,7 @@ import time
 from collections import OrderedDict, deque
 
 from .certs import make_default_certificate
+from .tcp import TrackingTCPServer
 
 _CACHE_SIZE = 256
 
@@ -97,26 +97,10 @@ class TlsEdge:
             os.rmdir(self._tmpdir)
 
 
-class _EdgeServer(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class _EdgeServer(TrackingTCPServer):
     def __init__(self, addr, handler, edge: TlsEdge):
         self.edge = edge
-        self._conns: set[socket.socket] = set()
-        self._lock = threading.Lock()
         super().__init__(addr, handler)
-
-    def track(self, conn, add: bool) -> None:
-        with self._lock:
-            (self._conns.add if add else self._conns.discard)(conn)
-
-    def close_all(self) -> None:
-        with self._lock:
-            conns = list(self._conns)
-        for c in conns:
-            with contextlib.suppress(OSError):
-                c.shutdown(socket.SHUT_RDWR)
 
 
 class _EdgeHandler(socketserver.BaseRequestHandler):
