@@ -129,9 +129,9 @@ def test_lock_excludes_a_second_process(tmp_path: Path):
 
 def test_lock_in_the_same_process_times_out(tmp_path: Path):
     store = StateStore(tmp_path / "state")
-    with store.lock(timeout=1), pytest.raises(StateLocked):  # flock is per open file
-        with StateStore(tmp_path / "state").lock(timeout=0.1):
-            pass
+    # flock is per open file: a second open in the same process is refused too
+    with store.lock(timeout=1), pytest.raises(StateLocked), StateStore(tmp_path / "state").lock(timeout=0.1):
+        pass
 
 
 def test_lock_is_released_when_the_holder_dies(tmp_path: Path):
@@ -144,9 +144,8 @@ def test_lock_is_released_when_the_holder_dies(tmp_path: Path):
             os.kill(os.getpid(), 19)
     """)
     assert child.stdout.readline().strip() == "holding"
-    with pytest.raises(StateLocked):
-        with StateStore(tmp_path / "state").lock(timeout=0.2):
-            pass
+    with pytest.raises(StateLocked), StateStore(tmp_path / "state").lock(timeout=0.2):
+        pass
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=10)
     with StateStore(tmp_path / "state").lock(timeout=2):
