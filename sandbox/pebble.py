@@ -156,6 +156,22 @@ class _Process:
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=full_env,
                                      cwd=self.workdir, start_new_session=True)
 
+    def _start_with_retries(self, launch: Callable[[], None], attempts: int = 3) -> None:
+        """Run ``launch`` (pick ports, spawn) until the server answers. A port picked as free
+        can be taken before the server binds it: only that failure is worth another try."""
+        last_error: Exception | None = None
+        for _ in range(attempts):
+            launch()
+            try:
+                _wait_until(self._answers, self.proc, self.log_path, self.name)
+                return
+            except RuntimeError as exc:
+                last_error = exc
+                self.stop()
+                if not _port_taken(str(exc)):
+                    break
+        raise RuntimeError(str(last_error))
+
     def log_tail(self, lines: int = 30) -> str:
         return _tail(self.log_path, lines) if self.log_path else "(not started)"
 
@@ -210,23 +226,16 @@ class ChallTestSrv(_Process):
 
     def start(self) -> ChallTestSrv:
         bin_dir = ensure_pebble()
-        last_error: Exception | None = None
-        for _ in range(3):  # a port picked as free can be taken before the server binds it
+
+        def launch() -> None:
             self.workdir = Path(tempfile.mkdtemp(prefix="challtestsrv-"))
             self.dns_port = free_port(udp_too=True)
             self.management_port = free_port()
             self._spawn([str(bin_dir / "pebble-challtestsrv"),
                          "-dnsserver", self.dns_addr, "-management", f"127.0.0.1:{self.management_port}",
                          "-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", ""])
-            try:
-                _wait_until(self._answers, self.proc, self.log_path, self.name)
-                return self
-            except RuntimeError as exc:
-                last_error = exc
-                self.stop()
-                if not _port_taken(str(exc)):
-                    break
-        raise RuntimeError(str(last_error))
+        self._start_with_retries(launch)
+        return self
 
     def _answers(self) -> bool:
         try:
@@ -312,8 +321,8 @@ class Pebble(_Process):
 
     def start(self) -> Pebble:
         bin_dir = ensure_pebble()
-        last_error: Exception | None = None
-        for _ in range(3):  # a port picked as free can be taken before the server binds it
+
+        def launch() -> None:
             self.workdir = Path(tempfile.mkdtemp(prefix="pebble-"))
             self.port, self.management_port = free_port(), free_port()
             self._write_tls_files()
@@ -323,15 +332,8 @@ class Pebble(_Process):
             if self.dns_server:
                 argv += ["-dnsserver", self.dns_server]
             self._spawn(argv, self.env)
-            try:
-                _wait_until(self._answers, self.proc, self.log_path, self.name)
-                return self
-            except RuntimeError as exc:
-                last_error = exc
-                self.stop()
-                if not _port_taken(str(exc)):
-                    break
-        raise RuntimeError(str(last_error))
+        self._start_with_retries(launch)
+        return self
 
     def _config(self) -> dict[str, Any]:
         config: dict[str, Any] = {
