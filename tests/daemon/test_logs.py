@@ -11,6 +11,7 @@ import re
 import pytest
 
 from daemon import logs
+from daemon.keys import generate_private_key, private_key_to_pem
 
 
 @pytest.fixture(autouse=True)
@@ -100,12 +101,8 @@ def test_json_exception():
     assert obj["level"] == "error" and "ZeroDivisionError" in obj["exc"]
 
 
-PEM = """-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgevZzL1gdAFr88hb2
-OF/2NxApJCzGCEDdfSp6VQO30hyhRANCAAQRWz+jn65BtOMvdyHKcvjBeBSDZH2r
-1RTwjmYSi9R/zpBnuQ4EiMnCqfMPWiZqB4QdbAd0E7oH50VpuZ1P087G
------END PRIVATE KEY-----
-"""
+# generated per run: no key material is committed, not even a test one
+PEM = private_key_to_pem(generate_private_key("ec256"))
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
