@@ -183,7 +183,7 @@ class Cycle:
                 if self.store.journal.count():
                     result.errors.append(f"{self.store.journal.count()} DNS challenge record(s) could "
                                          f"not be removed yet; the next run retries")
-            self._record(result, stored)
+            self._record(result)
         result.finished = self.clock()
         return result
 
@@ -335,6 +335,7 @@ class Cycle:
             self.ctx.bundles.update(bundles)
 
         work: list[TargetOutcome] = []
+        deploy_records: dict[str, dict[str, dict[str, Any]]] = {}
         for provider_name, items in per_provider.items():
             try:
                 bindings = self.provider(provider_name).read_bindings([t for _, t in items])
@@ -349,7 +350,9 @@ class Cycle:
             for name, target in items:
                 bundle = bundles[name]
                 binding = bindings.get(target, Binding(state="unknown"))
-                last = self.store.read_deploy(name).get(target_key(target), {})
+                if name not in deploy_records:  # one read per certificate, not per target
+                    deploy_records[name] = self.store.read_deploy(name)
+                last = deploy_records[name].get(target_key(target), {})
                 decision = planner.plan_target(binding, serial=bundle.serial, fingerprint=bundle.fingerprint,
                                                last_deployed_fingerprint=last.get("fingerprint"),
                                                last_deployed_serial=last.get("serial"))
@@ -420,7 +423,7 @@ class Cycle:
 
     # -- bookkeeping -----------------------------------------------------------
 
-    def _record(self, result: CycleResult, stored: dict[str, StoredCertificate | None]) -> None:
+    def _record(self, result: CycleResult) -> None:
         now = self.clock()
         cap = self.config.schedule.interval or 12 * 3600.0
         by_cert: dict[str, list[TargetOutcome]] = defaultdict(list)
@@ -465,9 +468,9 @@ class Cycle:
                     rec = records.get(key, {"provider": t.target.provider, "target": t.target.name})
                     rec["last_checked"] = rfc3339(now)
                     b = t.binding
-                    if t.action == "verified" and stored.get(name) is not None:
-                        bundle = _bundle_meta(stored[name])
-                        rec.update(serial=bundle["serial"], fingerprint=bundle["fingerprint"],
+                    bundle = self.ctx.bundles.get(name) if self.ctx is not None else None
+                    if t.action == "verified" and bundle is not None:
+                        rec.update(serial=bundle.serial, fingerprint=bundle.fingerprint,
                                    state="ok", verified_at=rfc3339(now), last_error=None)
                         if t.reason not in (planner.ROLLOUT_PENDING, NOT_VERIFIED):
                             rec["deployed_at"] = rfc3339(now)
@@ -496,12 +499,6 @@ def _monotonic() -> float:
 def _provider_class(name: str):
     from providers.registry import get_provider
     return get_provider(name)
-
-
-def _bundle_meta(current: StoredCertificate) -> dict[str, Any]:
-    from daemon.keys import certificate_info
-    info = certificate_info(current.fullchain_pem)
-    return {"serial": info.serial, "fingerprint": info.fingerprint}
 
 
 def _bundle(cert: CertificateConfig, current: StoredCertificate) -> CertificateBundle:
