@@ -60,6 +60,14 @@ def _list(raw: Mapping, key: str, problems: list[str]) -> list[Mapping]:
     return value
 
 
+def _positive_int(item: dict, key: str, default: int, path: str, problems: list[str]) -> int:
+    value = item.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        problems.append(f"{path}.{key}: must be a positive integer")
+        return default
+    return value
+
+
 def _str(item: Mapping, key: str, path: str, problems: list[str], required: bool = True) -> str:
     value = item.get(key)
     if value is None:
@@ -141,10 +149,7 @@ def build_world(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = No
         if name in world.zones:
             problems.append(f"{path}.name: duplicate zone {name}")
             continue
-        min_ttl = item.get("min_ttl", 600)
-        if not isinstance(min_ttl, int) or isinstance(min_ttl, bool) or min_ttl < 1:
-            problems.append(f"{path}.min_ttl: must be a positive integer")
-            min_ttl = 600
+        min_ttl = _positive_int(item, "min_ttl", 600, path, problems)
         zone = Zone(name=name, domain_id=str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
                     created_ms=now_ms, min_ttl=min_ttl, remark=str(item.get("remark", "")))
         world.zones[name] = zone
@@ -153,12 +158,9 @@ def build_world(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = No
             rr = _str(rec, "rr", rpath, problems).lower()
             rtype = _str(rec, "type", rpath, problems).upper()
             value = _str(rec, "value", rpath, problems)
-            ttl = rec.get("ttl", 600)
+            ttl = _positive_int(rec, "ttl", 600, rpath, problems)
             if rtype and rtype not in RECORD_TYPES:
                 problems.append(f"{rpath}.type: {rtype} not one of {', '.join(sorted(RECORD_TYPES))}")
-            if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < 1:
-                problems.append(f"{rpath}.ttl: must be a positive integer")
-                ttl = 600
             prio = rec.get("priority")
             if rtype == "MX" and prio is None:
                 prio = 10
