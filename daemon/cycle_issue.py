@@ -1,0 +1,62 @@
+"""Step 3 of a cycle: issue the due certificates concurrently (a bounded pool).
+
+Each result is committed atomically by the issuer; one failure never stops the others, and a
+shutdown abandons work without counting it as a failure (no backoff, no failure report).
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from daemon.config import CertificateConfig
+from daemon.errors import describe_error
+from daemon.outcomes import CycleResult, rfc3339
+from daemon.state import StoredCertificate
+
+if TYPE_CHECKING:
+    from daemon.cycle import Cycle
+
+log = logging.getLogger("alicertd")
+
+
+def issue_all(cycle: Cycle, due: list[CertificateConfig], result: CycleResult,
+               stored: dict[str, StoredCertificate | None]) -> None:
+    outcomes = {o.name: o for o in result.certificates}
+    workers = max(1, min(cycle.config.runtime.concurrency, len(due)))
+
+    def one(cert: CertificateConfig) -> None:
+        outcome = outcomes[cert.name]
+        clog = logging.LoggerAdapter(log, {"certificate": cert.name})
+        if cycle.stop.is_set():
+            outcome.action = "skipped"
+            outcome.error = "shutting down"
+            return
+        clog.info("issuing (%s): %s", outcome.decision.reason, ", ".join(cert.domains))
+        try:
+            previous = stored.get(cert.name)
+            dns = cycle.provider(cycle.config.dns.provider)
+            new = cycle.issuer().issue(cert, dns, previous.fullchain_pem if previous else None)
+            stored[cert.name] = cycle.store.read_certificate(cert.name)
+            outcome.action = "issued"
+            outcome.serial, outcome.not_after = new.serial, new.not_after
+            outcome.renewed = previous is not None
+            clog.info("issued serial %s, valid until %s", new.serial,
+                      rfc3339(new.not_after))
+        except Exception as exc:  # noqa: BLE001 - one certificate never stops the others
+            if cycle.stop.is_set():
+                # Abandoned for a shutdown, not failed: no backoff, no failure report.
+                outcome.action, outcome.error = "skipped", "shutting down"
+                clog.info("issuance abandoned: shutting down (%s)", describe_error(exc)[1])
+                return
+            outcome.action = "failed"
+            outcome.error = describe_error(exc)[1]
+            clog.error("issuance failed: %s", outcome.error)
+
+    if workers == 1:
+        for cert in due:
+            one(cert)
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="issue") as pool:
+            list(pool.map(one, due))
