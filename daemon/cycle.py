@@ -55,6 +55,7 @@ class Cycle:
         self.ctx: ProviderContext | None = None
         # runtime records changed during planning (ARI answers), written by the record step
         self.pending_runtime: dict[str, dict[str, Any]] = {}
+        self.ari_errors: dict[str, str] = {}  # certificate -> why its renewalInfo could not be read
 
     # -- plumbing --------------------------------------------------------------
 

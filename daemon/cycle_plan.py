@@ -46,7 +46,7 @@ def plan_certificate(cycle: Cycle, cert: CertificateConfig, forced: bool
                                         force=forced or revoked, now=now, failure=failure)
     if revoked and not forced:
         decision = planner.CertDecision(cert.name, True, "revoked", None)
-    outcome = CertOutcome(cert.name, decision)
+    outcome = CertOutcome(cert.name, decision, ca_error=cycle.ari_errors.get(cert.name))
     if issued is not None:
         outcome.serial, outcome.not_after = issued.serial, issued.not_after
     return outcome, current
@@ -67,24 +67,30 @@ def _issued_state(cycle: Cycle, cert: CertificateConfig, current: StoredCertific
                                  domains=tuple(current.meta.get("domains") or info.sans),
                                  key_type=current.meta.get("key_type") or info.key_type,
                                  ari_window=window, ari_retry_after=retry_after)
-    uses_ari = (cert.renew_before_days or cycle.config.acme.renew_before_days) is None
-    if uses_ari and planner.ari_refresh_due(issued, cycle.clock()):
+    # Asked even with a fixed renew_before_days: a CA's "renew now" (an incident, a mass
+    # revocation: a window already in the past) must win over any fixed window.
+    if planner.ari_refresh_due(issued, cycle.clock()):
         issued = _refresh_ari(cycle, cert, current, issued, runtime)
     return issued
 
-def _refresh_ari(cycle, cert, current, issued, runtime):
+def _refresh_ari(cycle: Cycle, cert, current, issued, runtime):
     """Ask the CA's renewalInfo (RFC 9773) and remember the answer until its Retry-After."""
     try:
         info = cycle.issuer().renewal_info(current.fullchain_pem)
     except Exception as exc:  # noqa: BLE001 - ARI is advisory: fall back to the lifetime rule
-        log.warning("renewal information unavailable: %s", describe_error(exc)[1],
-                    extra={"certificate": cert.name})
+        text = describe_error(exc)[1]
+        log.warning("renewal information unavailable: %s", text, extra={"certificate": cert.name})
+        cycle.ari_errors[cert.name] = text
         return issued
     if info is None:
         return issued
-    start, end, retry_after = info
+    start, end, retry_after, explanation = (*info, None)[:4]
+    previous = runtime.get("ari") or {}
+    if explanation and previous.get("explanation_url") != explanation:
+        # CAs link an incident report here when they ask for early renewal: say it once.
+        log.warning("the CA explains its renewal window at %s", explanation, extra={"certificate": cert.name})
     runtime["ari"] = {"serial": issued.serial, "start": rfc3339(start), "end": rfc3339(end),
-                      "retry_after": rfc3339(retry_after)}
+                      "retry_after": rfc3339(retry_after), "explanation_url": explanation}
     cycle.pending_runtime[cert.name] = runtime
     return planner.IssuedState(serial=issued.serial, not_before=issued.not_before,
                                not_after=issued.not_after, domains=issued.domains,

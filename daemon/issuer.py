@@ -31,6 +31,10 @@ from daemon.state import StateCorrupt, StateStore
 
 log = logging.getLogger("alicertd")
 
+ARI_DEFAULT_RETRY = 6 * 3600.0  # no Retry-After on renewalInfo: ask again in 6 h
+ARI_MIN_RETRY = 60.0  # RFC 9773 §4.3: "values under one minute could be treated as ... one minute"
+ARI_MAX_RETRY = 86400.0  # ... "and values over one day ... as if they were one day"
+
 
 @dataclass(frozen=True)
 class NewCertificate:
@@ -145,13 +149,16 @@ class Issuer:
         return client
 
     def renewal_info(self, fullchain_pem: str):
-        """(start, end, retry_after) of the CA's ARI window, or None when it has no ARI.
-        A GET (RFC 9773 §4.1): no account, no nonce."""
+        """(start, end, retry_after, explanation_url) of the CA's ARI window, or None when it
+        has no ARI. A GET (RFC 9773 §4.1): no account, no nonce. The Retry-After is clamped to
+        [1 min, 1 day] as RFC 9773 §4.3 suggests: never hammer the CA, never miss a "renew now"
+        for days."""
         info = self._client(with_account=False).renewal_info(fullchain_pem)
         if info is None:
             return None
-        retry = datetime.now(UTC) + timedelta(seconds=info.retry_after if info.retry_after else 6 * 3600)
-        return info.start, info.end, retry
+        wait = info.retry_after if info.retry_after is not None else ARI_DEFAULT_RETRY
+        wait = min(max(wait, ARI_MIN_RETRY), ARI_MAX_RETRY)
+        return info.start, info.end, datetime.now(UTC) + timedelta(seconds=wait), info.explanation_url
 
     def issue(self, cert: CertificateConfig, dns, previous_fullchain: str | None) -> NewCertificate:
         client = self._client(with_account=True)

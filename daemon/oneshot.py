@@ -24,7 +24,7 @@ def run_once(config: Config, *, dry_run: bool = False, force: tuple[str, ...] = 
         # Reads only: no lock (writers replace files atomically), no state dir created.
         result = Cycle(config, store).run(force=force, dry_run=True)
         print(render_plan(result))
-        return 0 if result.ok else 1
+        return 0 if result.plan_ok else 1
     with store.lock(config.runtime.lock_timeout):
         result = Cycle(config, store).run(force=force)
     from daemon.reporting import report_cycle
@@ -45,12 +45,16 @@ def render_plan(result: CycleResult) -> str:
         cert_due = next(c for c in result.certificates if c.name == t.certificate).decision.due
         if cert_due:
             due = "bind"
+        if t.action == "failed":
+            due = "error"
         target_rows.append([t.certificate, t.target.provider, t.target.name, due,
-                            "new certificate" if cert_due else t.reason])
+                            t.error if t.action == "failed" else ("new certificate" if cert_due else t.reason)])
     out = ["Plan (dry run: nothing is changed)", "",
            render_table(["certificate", "action", "reason", "serial", "not after"], cert_rows)]
     if target_rows:
         out += ["", render_table(["certificate", "provider", "target", "action", "reason"], target_rows)]
+    out += [f"error: {c.name}: renewal information: {c.ca_error}" for c in result.certificates if c.ca_error]
+    out += [f"error: {e}" for e in result.errors]
     return "\n".join(out)
 
 

@@ -47,6 +47,8 @@ class CertOutcome:
     serial: str | None = None
     not_after: datetime | None = None
     renewed: bool = False  # issued while an older chain existed
+    ca_error: str | None = None  # the CA's renewal information could not be read (advisory)
+    schedule: Any = None  # planner.RenewalSchedule: when this certificate renews next, and why
 
 
 @dataclass
@@ -79,7 +81,11 @@ class CycleResult:
                        and not c.decision.backing_off for c in self.certificates)
         targets_ok = all(t.action in ("none", "bound", "verified") and t.error is None
                          for t in self.targets)
-        if self.dry_run:
-            return certs_ok and targets_ok and not any(t.action != "none" or t.reason != planner.UP_TO_DATE
-                                                       for t in self.targets)
         return certs_ok and targets_ok
+
+    @property
+    def plan_ok(self) -> bool:
+        """Contract for ``--dry-run``: the plan could be made, whether or not work is due.
+        False when a certificate's state, a target's binding or the CA could not be read."""
+        return (not self.errors and all(c.action != "failed" and c.ca_error is None for c in self.certificates)
+                and all(t.action != "failed" for t in self.targets))
