@@ -228,9 +228,12 @@ def _parse_aliyun(s: Section) -> AliyunConfig:
 
 def _parse_dns(s: Section, registry: Mapping[str, Any], aliyun: AliyunConfig) -> DnsConfig:
     provider = s.str("provider", "alidns")
-    cls = registry.get(provider) if provider else None
-    if provider and registry and (cls is None or getattr(cls, "kind", None) != "dns"):
-        dns_names = sorted(n for n, c in registry.items() if getattr(c, "kind", None) == "dns")
+    from providers.registry import available, lookup
+    cls, broken = lookup(registry, provider) if provider else (None, None)
+    if broken:
+        s.error("provider", broken)
+    elif provider and registry and (cls is None or getattr(cls, "kind", None) != "dns"):
+        dns_names = available(registry, "dns")
         s.error("provider", f"unknown DNS provider {provider!r} (available: {', '.join(dns_names)})")
     nameservers = s.str_list("nameservers", ())
     for i, ns in enumerate(nameservers):
@@ -317,6 +320,7 @@ def _parse_notify(top: Section, errors: ConfigErrors) -> list[NotifyConfig]:
 
 def _parse_certificates(top: Section, errors: ConfigErrors, registry: Mapping[str, Any],
                         defaults: ConfigDefaults, acme: AcmeConfig) -> list[CertificateConfig]:
+    from providers.registry import available, lookup
     items = _array_of_tables(top, "certificate")
     if not items and "certificate" not in top.raw:
         errors.add("certificate", "no [[certificate]] configured")
@@ -342,9 +346,12 @@ def _parse_certificates(top: Section, errors: ConfigErrors, registry: Mapping[st
             provider = d.str("provider", None, required=True)
             if provider is None:
                 continue
-            cls = registry.get(provider)
+            cls, broken = lookup(registry, provider)
+            if broken:
+                d.error("provider", broken)
+                continue
             if cls is None or getattr(cls, "kind", None) != "deploy":
-                names = sorted(n for n, c in registry.items() if getattr(c, "kind", None) == "deploy")
+                names = available(registry, "deploy")
                 d.error("provider", f"unknown deploy provider {provider!r} (available: {', '.join(names)})")
                 continue
             rest = {k: v for k, v in d.raw.items() if k != "provider"}

@@ -1,11 +1,22 @@
-"""The TLS edge: what a browser would see at a CDN domain or an API Gateway custom domain.
+"""The TLS edge: what a browser would see at a CDN domain, an API Gateway custom domain, or any
+other emulated product that serves TLS.
 
 Verification by handshake is the daemon's last word on "deployed", so the edge must serve
 exactly what the emulated service serves *now*: the certificate picked by SNI (exact CDN domain,
-else the wildcard CDN domain one label up, else an API Gateway custom domain), and the old one
-while a rollout is still running. Names without a binding get a self-signed "sandbox default"
-certificate generated at start. Python's ssl only loads chains from files, so each chain/key is
-written to a private temporary directory, loaded, and unlinked at once.
+else the wildcard CDN domain one label up, else an API Gateway custom domain, else the first
+product hook that claims the name), and the old one while a rollout is still running. Names
+without a binding get a self-signed "sandbox default" certificate generated at start. Python's
+ssl only loads chains from files, so each chain/key is written to a private temporary directory,
+loaded, and unlinked at once.
+
+The per-product hook: a product module under ``sandbox/products`` that serves TLS defines
+
+    def served_for(world, server_name: str, port: int, now: float) -> Served | None
+
+returning the ``(chain PEM, key PEM, SHA-256 fingerprint)`` it serves to ``server_name`` on
+``port`` (the edge port the client connected to) at ``now``, or None when the name is not
+its. ``sandbox/products/__init__.py`` collects the hooks into ``EDGE_HOOKS``; the edge calls
+them in that order under the world lock, so a hook sees one consistent world.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ import time
 from collections import OrderedDict, deque
 
 from .certs import make_default_certificate
+from .products import EDGE_HOOKS, Served
 from .tcp import TrackingTCPServer
 
 _CACHE_SIZE = 256
@@ -65,12 +77,25 @@ class TlsEdge:
                 self._contexts.popitem(last=False)
         return ctx
 
+    def served(self, server_name: str, now: float) -> Served | None:
+        """What the edge presents for ``server_name``: the built-in products, then the hooks."""
+        world = self.sb.world
+        with world.lock:
+            pair = world.served_pair(server_name, now)
+            if pair is not None:
+                return pair
+            for hook in EDGE_HOOKS:
+                pair = hook(world, server_name.lower().rstrip("."), self.port, now)
+                if pair is not None:
+                    return pair
+        return None
+
     def _sni(self, sslsock, server_name, _ctx):
         sslsock.sandbox_served = "default"
         sslsock.sandbox_sni = server_name
         if not server_name:
             return None
-        pair = self.sb.world.served_pair(server_name, time.time())
+        pair = self.served(server_name, time.time())
         if pair is None:
             return None
         chain, key, fingerprint = pair

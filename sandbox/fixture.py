@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .products import FIXTURE_LOADERS
 from .state import AccessKey, ApiGroup, CdnDomain, GwDomain, RamRole, RecordData, Settings, World, Zone
 
 RECORD_TYPES = {"A", "AAAA", "CNAME", "TXT", "MX", "NS", "SRV", "CAA"}
@@ -91,7 +92,8 @@ def _perms(item: Mapping, path: str, problems: list[str]) -> tuple[str, ...]:
 def build_world(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> World:
     """A fresh World from a fixture mapping; ``overrides`` win over ``[settings]``."""
     problems: list[str] = []
-    known = {"settings", "access_key", "ram_role", "zone", "cdn_domain", "apigateway_group"}
+    known = {"settings", "access_key", "ram_role", "zone", "cdn_domain", "apigateway_group",
+             *FIXTURE_LOADERS}
     for key in raw:
         if key not in known:
             problems.append(f"{key}: unknown section (known: {', '.join(sorted(known))})")
@@ -209,6 +211,9 @@ def build_world(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = No
             d = d.lower().rstrip(".")
             group.domains[d] = GwDomain(name=d, created=now)
         world.groups[(region, gid)] = group
+
+    for section, loader in FIXTURE_LOADERS.items():  # sections the product modules own
+        loader(world, _list(raw, section, problems), problems, now)
 
     if problems:
         raise FixtureError(problems)

@@ -308,6 +308,11 @@ class World:
         self.certs_by_id: dict[int, StoredCert] = {}
         self.cdn: dict[str, CdnDomain] = {}
         self.groups: dict[tuple[str, str], ApiGroup] = {}
+        # Products emulated in their own modules (sandbox/products/<name>.py) keep their
+        # state here and settle it themselves when looked at.
+        self.dcdn: dict[str, CdnDomain] = {}  # API names: ".example.com" for a wildcard
+        self.esa_sites: dict[int, object] = {}  # site id -> sandbox.products.esa.Site
+        self.oss_buckets: dict[str, object] = {}  # bucket name -> sandbox.products.oss.Bucket
         self._nonces: dict[str, float] = {}
         self._nonce_order: deque[tuple[float, str]] = deque()
 

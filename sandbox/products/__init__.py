@@ -1,10 +1,31 @@
-"""The emulated products, found by the request's ``Version`` (one port serves them all)."""
+"""The emulated products, found by the request's ``Version`` (one port serves them all).
+
+Besides its RPC actions, a product module may offer two hooks (collected here, so the shared
+sandbox files need no per-product code):
+
+- ``served_for(world, server_name, port, now)``: what the TLS edge presents (see sandbox/edge.py);
+- ``FIXTURE`` = ``{section: loader}``: fixture sections it owns, each loader called as
+  ``loader(world, items, problems, now)`` with the section's list of tables (see sandbox/fixture.py).
+"""
 
 from __future__ import annotations
 
-from . import alidns, apigateway, cdn
+from collections.abc import Callable
+
+from . import alidns, apigateway, cdn, dcdn
 from .base import Call, Product
 
-PRODUCTS: dict[str, Product] = {p.version: p for p in (alidns.PRODUCT, cdn.PRODUCT, apigateway.PRODUCT)}
+#: (chain PEM, key PEM, SHA-256 fingerprint of the leaf)
+Served = tuple[str, str, str]
 
-__all__ = ["PRODUCTS", "Call", "Product"]
+_MODULES = (alidns, cdn, apigateway, dcdn)
+
+PRODUCTS: dict[str, Product] = {m.PRODUCT.version: m.PRODUCT for m in _MODULES}
+
+EDGE_HOOKS: tuple[Callable[..., Served | None], ...] = tuple(
+    m.served_for for m in _MODULES if hasattr(m, "served_for"))
+
+FIXTURE_LOADERS: dict[str, Callable[..., None]] = {
+    section: loader for m in _MODULES for section, loader in getattr(m, "FIXTURE", {}).items()}
+
+__all__ = ["EDGE_HOOKS", "FIXTURE_LOADERS", "PRODUCTS", "Call", "Product", "Served"]
