@@ -21,6 +21,7 @@ Routes (GET unless noted; bodies and answers are JSON):
   POST /_admin/dns-delay {delay?, ns2_extra?}
   POST /_admin/cdn-rollout {seconds}   POST /_admin/apigateway-rollout {seconds}
   POST /_admin/sts/ttl {seconds, role?}   POST /_admin/sts/expire
+  POST /_admin/metadata-mode {mode}  normal | hardened (tokens required) | legacy (no token endpoint)
   /_admin/dns-queries[?since=T&server=ns1]   /_admin/edge-log[?since=T]
 """
 
@@ -128,6 +129,8 @@ def _route(sb, method: str, parts: list[str], query: dict, body: dict):
         return sb.set_cdn_rollout_seconds(float(body["seconds"]))
     if method == "POST" and head == "apigateway-rollout":
         return sb.set_apigateway_rollout_seconds(float(body["seconds"]))
+    if method == "POST" and head == "metadata-mode":
+        return sb.set_metadata_mode(str(body["mode"]))
     if head == "sts" and method == "POST":
         if rest == ["expire"]:
             return {"expired": sb.expire_sts_credentials()}

@@ -251,6 +251,7 @@ class Sandbox:
                 "dns2_extra_delay": s.dns2_extra_delay, "cdn_rollout_seconds": s.cdn_rollout_seconds,
                 "apigateway_rollout_seconds": s.apigateway_rollout_seconds,
                 "cdn_busy_while_configuring": s.cdn_busy_while_configuring, "sts_ttl": s.sts_ttl,
+                "metadata_mode": s.metadata_mode,
                 "nameservers": list(s.nameservers)}
 
     # ------------------------------------------------------------------ settings
@@ -277,6 +278,16 @@ class Sandbox:
         if seconds < 0:
             raise SandboxError("seconds must not be negative")
         self.world.settings.apigateway_rollout_seconds = float(seconds)
+        return self.settings()
+
+    def set_metadata_mode(self, mode: str) -> dict:
+        """Instance metadata access mode: normal, hardened (tokens required) or legacy (no
+        token endpoint); see sandbox/metadata.py."""
+        from .metadata import MODES
+        if mode not in MODES:
+            raise SandboxError(f"mode must be one of {', '.join(MODES)}")
+        with self.world.lock:
+            self.world.settings.metadata_mode = mode
         return self.settings()
 
     def set_sts_ttl(self, seconds: float, role: str | None = None) -> dict:

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .metadata import MODES as METADATA_MODES
 from .products import FIXTURE_LOADERS
 from .state import AccessKey, ApiGroup, CdnDomain, GwDomain, RamRole, RecordData, Settings, World, Zone
 
@@ -24,6 +25,7 @@ SETTING_TYPES = {
     "account_id": str, "dns_delay": (int, float), "dns2_extra_delay": (int, float),
     "cdn_rollout_seconds": (int, float), "apigateway_rollout_seconds": (int, float),
     "cdn_busy_while_configuring": bool, "sts_ttl": (int, float), "nameservers": list,
+    "metadata_mode": str,
 }
 
 
@@ -107,6 +109,11 @@ def build_world(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = No
             problems.append(f"settings.{key}: unknown setting")
         elif not isinstance(value, typ) or (typ is not bool and isinstance(value, bool)):
             problems.append(f"settings.{key}: wrong type")
+        elif key == "metadata_mode":
+            if value not in METADATA_MODES:
+                problems.append(f"settings.metadata_mode: must be one of {', '.join(METADATA_MODES)}")
+            else:
+                settings.metadata_mode = value
         elif key == "nameservers":
             if not value or not all(isinstance(n, str) and n for n in value):
                 problems.append("settings.nameservers: must be a non-empty list of host names")

@@ -185,11 +185,12 @@ class _Handler(BaseHTTPRequestHandler):
             status, obj = admin.handle(sb, method, path, query, raw_body)
             self._send(status, json.dumps(obj, indent=1, default=str).encode("utf-8"), JSON_TYPE)
             return
-        if path.startswith("/latest/meta-data"):
-            status, ctype, body, action = metadata.handle(sb.world, path, time.time())
+        if path.startswith("/latest/"):
+            status, ctype, body, action = metadata.handle(sb.world, method, path, self.headers,
+                                                          time.time())
             sb.record_call({"time": time.time(), "action": action, "version": "", "product": "Metadata",
                             "access_key_id": "", "method": method, "region": "", "status": status,
-                            "code": None if status == 200 else "NotFound", "request_id": "",
+                            "code": None if status == 200 else f"HTTP{status}", "request_id": "",
                             "params": {"path": path}, "fault": None, "duration_ms": 0.0})
             self._send(status, body, ctype)
             return

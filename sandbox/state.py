@@ -45,6 +45,7 @@ class Settings:
     apigateway_rollout_seconds: float = 0.0
     cdn_busy_while_configuring: bool = True
     sts_ttl: float = 3600.0
+    metadata_mode: str = "normal"  # normal | hardened | legacy (sandbox/metadata.py)
     nameservers: tuple[str, ...] = ("ns1.sandbox.alicertd.test", "ns2.sandbox.alicertd.test")
 
 
@@ -302,6 +303,7 @@ class World:
         self.roles: dict[str, RamRole] = {}
         self.sts_by_ak: dict[str, StsCredential] = {}
         self.sts_current: dict[str, StsCredential] = {}
+        self.metadata_tokens: dict[str, float] = {}  # hardened-mode token -> expiry (epoch s)
         self.zones: dict[str, Zone] = {}
         self.record_zone: dict[str, str] = {}
         self.certs_by_name: dict[str, StoredCert] = {}

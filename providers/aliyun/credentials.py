@@ -6,7 +6,8 @@ Precedence, first match wins:
 2. env ``ALIBABA_CLOUD_ACCESS_KEY_ID`` + ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``
    (+ ``ALIBABA_CLOUD_SECURITY_TOKEN``);
 3. ``[aliyun] ram_role``: STS credentials of the ECS instance RAM role, fetched by us from the
-   instance metadata service.
+   instance metadata service in security hardening mode (a token from ``PUT /latest/api/token``
+   sent on every GET), falling back to a plain GET only where the token endpoint is unavailable.
 
 Why not the SDK's own mechanisms: its ``EcsRamRoleCredential`` fetches without a timeout from a
 hard-coded host and ignores ``Expiration``, and its ``SignerFactory`` lets env
@@ -37,6 +38,21 @@ SDK_ENV_OVERRIDES = ("ALIYUN_ACCESS_KEY_ID", "ALIYUN_ACCESS_KEY_SECRET")
 
 METADATA_PATH = "/latest/meta-data/ram/security-credentials/"
 METADATA_TIMEOUT = (2.0, 5.0)  # connect, read
+#: Security hardening mode (docs/aliyun-api-notes.md, ECS metadata): PUT the token path with the
+#: TTL header, then send the token on every GET. 21600 s is the documented maximum and what
+#: Alibaba's own alibabacloud-credentials client asks for.
+TOKEN_PATH = "/latest/api/token"
+TOKEN_TTL_HEADER = "X-aliyun-ecs-metadata-token-ttl-seconds"
+TOKEN_HEADER = "X-aliyun-ecs-metadata-token"
+TOKEN_TTL_SECONDS = 21600
+#: PUT answers meaning "this metadata service has no token endpoint": only then (or when the PUT
+#: cannot be sent at all) is a plain GET tried. Any other answer to the PUT is reported as is: a
+#: plain GET would only hide it (a hardened instance refuses plain GETs).
+TOKEN_ENDPOINT_ABSENT = frozenset({404, 405, 501})
+#: A GET answered with one of these while carrying a token: the token was refused (expired or
+#: revoked); one fresh token is tried before giving up. Undocumented for ECS: our guess, safe
+#: either way.
+TOKEN_REFUSED = frozenset({401, 403})
 REFRESH_MARGIN = timedelta(minutes=5)
 
 
@@ -111,6 +127,7 @@ class CredentialSource:
                 f"or env {ENV_KEY_ID} and {ENV_KEY_SECRET}, or ram_role in [aliyun] on an ECS "
                 "instance with a RAM role")
         self._session = session
+        self._fallback_logged = False
 
     # -- what callers use ------------------------------------------------------
 
@@ -171,20 +188,77 @@ class CredentialSource:
                 return cur
             raise
 
-    def _fetch_role_once(self) -> Credentials:
-        role = self.role
-        url = f"{self._metadata_base}{METADATA_PATH}{role}"
+    def _http(self) -> requests.Session:
         session = self._session
         if session is None:
             # The metadata service is link-local: never through HTTP(S)_PROXY.
             session = self._session = requests.Session()
             session.trust_env = False
+        return session
+
+    def _metadata_token(self) -> str | None:
+        """A hardened-mode token, or None when the token endpoint is unavailable (no such
+        endpoint, or no connection for the PUT): then the caller uses a plain GET, logged once.
+        Alibaba's own client falls back after any failed PUT; we do not after an answer that
+        names another problem, because on a hardened instance the plain GET would hide it."""
+        role = self.role
         try:
-            resp = session.get(url, timeout=METADATA_TIMEOUT, allow_redirects=False)
+            resp = self._http().put(f"{self._metadata_base}{TOKEN_PATH}",
+                                    headers={TOKEN_TTL_HEADER: str(TOKEN_TTL_SECONDS)},
+                                    timeout=METADATA_TIMEOUT, allow_redirects=False)
+        except requests.ConnectionError as exc:  # refused, unreachable, connect timeout
+            self._note_fallback(f"the token request failed ({type(exc).__name__})")
+            return None
+        except requests.RequestException as exc:  # connected, then no answer: not "unavailable"
+            raise CredentialError(
+                f"aliyun: instance metadata {self._metadata_base} did not answer the token "
+                f"request (PUT {TOKEN_PATH}) for RAM role {role}: {type(exc).__name__}",
+                retryable=True) from None
+        if resp.status_code in TOKEN_ENDPOINT_ABSENT:
+            self._note_fallback(f"the token endpoint answered HTTP {resp.status_code}")
+            return None
+        if resp.status_code != 200:
+            raise CredentialError(
+                f"aliyun: instance metadata {self._metadata_base} answered HTTP {resp.status_code} "
+                f"to the token request (PUT {TOKEN_PATH}) for RAM role {role}",
+                retryable=resp.status_code >= 500)
+        token = (resp.text or "").strip()
+        if not token:
+            raise CredentialError(f"aliyun: instance metadata {self._metadata_base} returned an "
+                                  f"empty token (PUT {TOKEN_PATH}) for RAM role {role}")
+        return token
+
+    def _note_fallback(self, why: str) -> None:
+        if not self._fallback_logged:
+            self._fallback_logged = True
+            self._log.warning("aliyun: instance metadata %s offers no security hardening mode "
+                              "token (%s); reading RAM role %s credentials with a plain GET",
+                              self._metadata_base, why, self.role)
+
+    def _get_role(self, url: str, token: str | None) -> requests.Response:
+        headers = {TOKEN_HEADER: token} if token is not None else {}
+        try:
+            return self._http().get(url, headers=headers, timeout=METADATA_TIMEOUT,
+                                    allow_redirects=False)
         except requests.RequestException as exc:
             raise CredentialError(
-                f"aliyun: cannot fetch RAM role {role} credentials from instance metadata "
+                f"aliyun: cannot fetch RAM role {self.role} credentials from instance metadata "
                 f"{self._metadata_base}: {type(exc).__name__}", retryable=True) from None
+
+    def _fetch_role_once(self) -> Credentials:
+        role = self.role
+        url = f"{self._metadata_base}{METADATA_PATH}{role}"
+        token = self._metadata_token()
+        resp = self._get_role(url, token)
+        if token is not None and resp.status_code in TOKEN_REFUSED:
+            token = self._metadata_token()  # the token itself was refused: one fresh one
+            resp = self._get_role(url, token)
+        if resp.status_code in TOKEN_REFUSED:
+            how = ("refused its own token" if token is not None else
+                   "refused a plain GET; the instance requires security hardening mode but "
+                   f"the token endpoint (PUT {TOKEN_PATH}) was unavailable")
+            raise CredentialError(f"aliyun: instance metadata {self._metadata_base} {how} "
+                                  f"(HTTP {resp.status_code}) for RAM role {role}")
         if resp.status_code == 404:
             raise CredentialError(f"aliyun: RAM role {role} is not attached to this instance "
                                   f"(metadata {self._metadata_base} answered 404)")

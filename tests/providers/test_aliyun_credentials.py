@@ -14,9 +14,10 @@ ENV = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIenv", "ALIBABA_CLOUD_ACCESS_KEY_SECRE
 
 
 class FakeResponse:
-    def __init__(self, status, data):
+    def __init__(self, status, data, text=""):
         self.status_code = status
         self._data = data
+        self.text = text
 
     def json(self):
         if isinstance(self._data, Exception):
@@ -25,14 +26,29 @@ class FakeResponse:
 
 
 class FakeSession:
-    """Stands in for requests.Session: records URL and timeout of every GET."""
+    """Stands in for requests.Session: records URL and timeout of every GET (``calls``), the
+    headers of every GET (``headers``) and every token PUT (``puts``). ``token`` is what the
+    PUT answers: a string (200 with that token), a FakeResponse or an exception."""
 
-    def __init__(self, *answers):
+    def __init__(self, *answers, token="tok-1"):
         self.answers = list(answers)
         self.calls = []
+        self.headers = []
+        self.puts = []
+        self.token = token
 
-    def get(self, url, timeout=None, allow_redirects=True):
+    def put(self, url, headers=None, timeout=None, allow_redirects=True):
+        self.puts.append((url, dict(headers or {}), timeout))
+        answer = self.token
+        if isinstance(answer, list):
+            answer = answer.pop(0) if len(answer) > 1 else answer[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return FakeResponse(200, None, text=answer) if isinstance(answer, str) else answer
+
+    def get(self, url, headers=None, timeout=None, allow_redirects=True):
         self.calls.append((url, timeout))
+        self.headers.append(dict(headers or {}))
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(answer, Exception):
             raise answer
@@ -178,7 +194,76 @@ def test_ram_role_metadata_that_never_answers_times_out():
         src = CredentialSource(AliyunConfig(ram_role="r", metadata_endpoint=f"http://127.0.0.1:{port}"),
                                log=LOG, env={})
         t0 = time.monotonic()
-        with pytest.raises(CredentialError, match="cannot fetch") as info:
+        with pytest.raises(CredentialError, match="did not answer the token request") as info:
             src.get()
         assert 4.5 <= time.monotonic() - t0 < 8
         assert info.value.retryable
+
+
+# --------------------------------------------------------------------------- IMDSv2 (hardened mode)
+
+
+def test_role_fetch_sends_a_hardened_mode_token():
+    session = FakeSession(role_answer(), token="tok-abc")
+    src = CredentialSource(AliyunConfig(ram_role="r", metadata_endpoint="http://md.test"),
+                           log=LOG, env={}, session=session)
+    src.get()
+    (url, headers, timeout), = session.puts
+    assert url == "http://md.test/latest/api/token"
+    assert headers == {"X-aliyun-ecs-metadata-token-ttl-seconds": "21600"}
+    assert timeout == (2.0, 5.0)
+    assert session.headers == [{"X-aliyun-ecs-metadata-token": "tok-abc"}]
+
+
+@pytest.mark.parametrize("token_answer", [
+    FakeResponse(404, None), FakeResponse(405, None), FakeResponse(501, None),
+    __import__("requests").ConnectionError("refused"),
+])
+def test_unavailable_token_endpoint_falls_back_to_plain_get_logged_once(token_answer, caplog):
+    session = FakeSession(role_answer("STS.one"), role_answer("STS.two"), token=token_answer)
+    src = CredentialSource(AliyunConfig(ram_role="r"), log=LOG, env={}, session=session)
+    with caplog.at_level(logging.WARNING, logger=LOG.name):
+        assert src.get().access_key_id == "STS.one"
+        assert src.refresh().access_key_id == "STS.two"
+    assert session.headers == [{}, {}]  # plain GETs
+    assert len(session.puts) == 2  # the token endpoint is asked again each time
+    warnings = [r for r in caplog.records if "plain GET" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+@pytest.mark.parametrize("token_answer,match,retryable", [
+    (FakeResponse(403, None), "HTTP 403 to the token request", False),
+    (FakeResponse(400, None), "HTTP 400 to the token request", False),
+    (FakeResponse(500, None), "HTTP 500 to the token request", True),
+    (FakeResponse(200, None, text="  "), "empty token", False),
+    (__import__("requests").ReadTimeout("silence"), "did not answer the token request", True),
+])
+def test_other_token_failures_are_reported_not_bypassed(token_answer, match, retryable):
+    session = FakeSession(role_answer(), token=token_answer)
+    src = CredentialSource(AliyunConfig(ram_role="r"), log=LOG, env={}, session=session)
+    with pytest.raises(CredentialError, match=match) as info:
+        src.get()
+    assert info.value.retryable is retryable
+    assert session.calls == []  # no plain GET behind the refusal
+
+
+def test_refused_token_is_replaced_once():
+    session = FakeSession(FakeResponse(401, None), role_answer("STS.ok"), token=["tok-1", "tok-2"])
+    src = CredentialSource(AliyunConfig(ram_role="r"), log=LOG, env={}, session=session)
+    assert src.get().access_key_id == "STS.ok"
+    assert [h["X-aliyun-ecs-metadata-token"] for h in session.headers] == ["tok-1", "tok-2"]
+
+
+def test_token_refused_twice_is_a_credential_error():
+    session = FakeSession(FakeResponse(401, None))
+    src = CredentialSource(AliyunConfig(ram_role="r"), log=LOG, env={}, session=session)
+    with pytest.raises(CredentialError, match="refused its own token"):
+        src.get()
+    assert len(session.calls) == 2
+
+
+def test_plain_get_refused_names_hardened_mode():
+    session = FakeSession(FakeResponse(403, None), token=FakeResponse(404, None))
+    src = CredentialSource(AliyunConfig(ram_role="r"), log=LOG, env={}, session=session)
+    with pytest.raises(CredentialError, match="requires security hardening mode"):
+        src.get()
