@@ -4,16 +4,25 @@ Groups are regional: every call goes to the group's region (``region`` in the de
 default ``[aliyun].region``); asking the wrong region answers ``NotFoundApiGroup``.
 
 Bind: ``SetDomainCertificate`` replaces the domain's certificate in place (the domain must
-already be bound to the group). The CertificateName is derived from the certificate (see
-``certnames``: 4-50 characters, starting with a letter), so a page of ``DescribeApiGroup``
-tells which certificate each custom domain holds.
+already be bound to the group); it takes the PEM body and key, there is no parameter to bind a
+CAS certificate by id. The CertificateName is derived from the certificate (see ``certnames``;
+Alibaba documents no limit for it, so the names are kept short and plain), so a page of
+``DescribeApiGroup`` tells which certificate each custom domain holds.
 
 Read: one ``DescribeApiGroup`` per (region, group) covers all of its custom domains;
 ``DescribeDomain`` (exact, it returns the PEM; and the private key, which we never keep or log)
 only where the group's list cannot tell.
 
+``DomainBindingStatus``: ``BINDING`` means bound (normal), ``BOUND`` means the binding is not
+in effect (inactive) -- the names read backwards (alibabacloud-cloudapi20160714
+DescribeDomainResponseBody; the CustomDomain reference says "BINDING: Normal, BOUND: Inactive").
+An inactive domain serves nothing, whatever certificate it holds, so it is an ``error`` binding;
+a value neither name (undocumented) is ``unknown``, and an absent one leaves the certificate
+fields to decide.
+
 Verify: API Gateway documents no asynchronous state; read back with DescribeDomain until it
-returns our certificate, then (``[verify] tls``) a handshake must present our leaf.
+returns our certificate on an active domain, then (``[verify] tls``) a handshake must present
+our leaf.
 
 RAM actions: apigateway:DescribeApiGroup, apigateway:DescribeDomain,
 apigateway:SetDomainCertificate.
@@ -73,9 +82,18 @@ def _request(cls: type, **params: Any) -> Any:
     return request
 
 
-def _state(domain: Mapping[str, Any]) -> str:
-    """``pending`` while DomainBindingStatus is BINDING (a change not yet live), else ``ok``."""
-    return "pending" if str(domain.get("DomainBindingStatus") or "").upper() == "BINDING" else "ok"
+BOUND_DETAIL = "the custom domain is inactive (DomainBindingStatus BOUND)"
+
+
+def _state(domain: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(Binding state, detail) for DomainBindingStatus: BINDING (bound, normal) or absent ->
+    ``ok``; BOUND (inactive) -> ``error``; anything else -> ``unknown``."""
+    status = str(domain.get("DomainBindingStatus") or "").strip().upper()
+    if status in ("", "BINDING"):
+        return "ok", None
+    if status == "BOUND":
+        return "error", BOUND_DETAIL
+    return "unknown", f"undocumented DomainBindingStatus {status!r}"
 
 
 class ApiGatewayProvider:
@@ -151,8 +169,9 @@ class ApiGatewayProvider:
         prefix = fingerprint_prefix(name)
         leaf = self.known.lookup(prefix) if prefix else None
         if leaf is not None:
-            return Binding(_state(item), serial=leaf.serial, fingerprint=leaf.fingerprint,
-                           not_after=leaf.not_after, cert_name=name)
+            state, detail = _state(item)
+            return Binding(state, serial=leaf.serial, fingerprint=leaf.fingerprint,
+                           not_after=leaf.not_after, cert_name=name, detail=detail)
         try:
             return self._domain_info(s)
         except CredentialError:
@@ -172,8 +191,9 @@ class ApiGatewayProvider:
             leaf = leaf_of_pem(pem)
         except ValueError as exc:
             return Binding("unknown", cert_name=name, detail=f"unreadable certificate body: {exc}")
-        return Binding(_state(body), serial=leaf.serial, fingerprint=leaf.fingerprint,
-                       not_after=leaf.not_after, cert_name=name)
+        state, detail = _state(body)
+        return Binding(state, serial=leaf.serial, fingerprint=leaf.fingerprint,
+                       not_after=leaf.not_after, cert_name=name, detail=detail)
 
     # ------------------------------------------------------------------ bind
 
@@ -211,7 +231,9 @@ class ApiGatewayProvider:
             if binding.fingerprint == bundle.fingerprint and binding.state == "ok":
                 return binding
             if binding.fingerprint == bundle.fingerprint:
-                last[0] = "is still binding (DomainBindingStatus BINDING)"
+                # Not a rollout (none is documented): an inactive domain or an undocumented
+                # status. Keep reading until the deadline in case it is transient.
+                last[0] = f"holds the certificate, but {binding.detail}"
             else:
                 last[0] = (f"still serves serial {binding.serial}" if binding.serial
                            else f"serves no certificate ({binding.detail or binding.state})")

@@ -501,3 +501,13 @@ class Sandbox:
                               cert_pem, key_pem, info, now)
             d.set_cert(cert, now, 0.0)
             return self._gw_view(region, group_id, d)
+
+    def set_apigateway_domain_active(self, region: str, group_id: str, domain: str,
+                                     active: bool) -> dict:
+        """Put a custom domain's binding out of effect (``DomainBindingStatus`` ``BOUND``: the
+        edge stops serving it) or back in effect (``BINDING``), as the console or a failed
+        ICP check would."""
+        with self.world.lock:
+            d = self._gw_domain(region, group_id, domain)
+            d.active = bool(active)
+            return self._gw_view(region, group_id, d)

@@ -1,15 +1,22 @@
 """API Gateway (CloudAPI 2016-07-14): certificates of custom domains bound to API groups.
 
 Groups are regional and the region is the request's ``RegionId``: a group asked for in the
-wrong region is ``NotFoundApiGroup`` (404), as the real service answers, so a client that
-forgets to iterate regions (or to set the endpoint per region) is caught. SetDomainCertificate
-replaces the domain's certificate in place; DomainBindingStatus is ``BINDING`` only during the
-optional ``apigateway_rollout_seconds`` (default 0: the real API documents no async state).
+wrong region is not found, so a client that forgets to iterate regions (or to set the endpoint
+per region) is caught. SetDomainCertificate replaces the domain's certificate in place.
+
+``DomainBindingStatus`` is ``BINDING`` for a domain bound to its group (normal) and ``BOUND``
+for one that is not in effect (inactive): the names read backwards, but that is what the v2
+model and the CustomDomain reference say. The real API documents no asynchronous state for a
+certificate change, so the optional ``apigateway_rollout_seconds`` (default 0) only delays what
+the TLS edge serves; the API reports the new certificate at once.
+
+Error codes follow API Gateway's documented patterns ("Error codes for management and control
+API operations": ``Missing%s``, ``Invalid%s``, ``NotFound%s``, all HTTP 400); which ``%s`` the real
+service names in each case is not documented (docs/aliyun-api-notes.md).
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 
 from ..certs import CertError, validate_pair
@@ -17,15 +24,22 @@ from ..errors import ApiError
 from ..state import ApiGroup, GwCert, GwDomain
 from .base import Call, Product, epoch_ms, iso, optional, page_of, paging, required
 
-# 4-50 characters starting with a letter; the rest kept conservative (letters, digits, _ and -).
-_CERT_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{3,49}$")
+
+def _invalid(name: str, detail: str) -> ApiError:
+    """The documented ``Invalid%s`` (400) with its documented message, plus why."""
+    return ApiError(400, f"Invalid{name}", f"The specified parameter {name} value is not valid. {detail}")
+
+
+def _not_found(resource: str, param: str) -> ApiError:
+    """The documented ``NotFound%s`` (400): "Cannot find resource according to your specified %s"."""
+    return ApiError(400, f"NotFound{resource}", f"Cannot find resource according to your specified {param}.")
 
 
 def _group(call: Call) -> ApiGroup:
     gid = required(call, "GroupId")
     group = call.world.groups.get((call.region, gid))
     if group is None:
-        raise ApiError(404, "NotFoundApiGroup", f"Cannot find the API group {gid} in region {call.region}.")
+        raise _not_found("ApiGroup", "GroupId")
     return group
 
 
@@ -33,38 +47,29 @@ def _gw_domain(call: Call, group: ApiGroup) -> GwDomain:
     name = required(call, "DomainName").lower().rstrip(".")
     d = group.domains.get(name)
     if d is None:
-        raise ApiError(404, "NotFoundDomain",
-                       f"The domain {name} is not bound to the API group {group.group_id}.")
+        raise _not_found("Domain", "DomainName")
     return d
 
 
 def set_domain_certificate(call: Call) -> dict:
     group = _group(call)
     d = _gw_domain(call, group)
+    # No length or character rule for CertificateName is documented: any non-empty name.
     name = required(call, "CertificateName")
-    if not _CERT_NAME_RE.match(name):
-        raise ApiError(400, "InvalidCertificateName",
-                       "The CertificateName must be 4 to 50 characters, start with a letter, and "
-                       "contain only letters, digits, '_' and '-'.")
-    body = optional(call, "CertificateBody")
-    key = optional(call, "CertificatePrivateKey")
-    if body is None:
-        raise ApiError(400, "MissingCertificateBody", "CertificateBody is mandatory for this action.")
-    if key is None:
-        raise ApiError(400, "MissingCertificatePrivateKey",
-                       "CertificatePrivateKey is mandatory for this action.")
+    # The model marks body and key optional (they are also used to change only mTLS settings);
+    # a certificate without them cannot be served, so the sandbox requires both.
+    body = required(call, "CertificateBody")
+    key = required(call, "CertificatePrivateKey")
     try:
         info = validate_pair(body, key)
     except CertError as exc:
         if exc.kind == "cert":
-            raise ApiError(400, "InvalidCertificateBody", f"The certificate is invalid: {exc}.") from None
+            raise _invalid("CertificateBody", f"The certificate does not parse: {exc}.") from None
         if exc.kind == "key":
-            raise ApiError(400, "InvalidCertificatePrivateKey", f"The private key is invalid: {exc}.") from None
-        raise ApiError(400, "CertificateKeyNotMatch",
-                       "The certificate and the private key do not match.") from None
+            raise _invalid("CertificatePrivateKey", f"The private key does not parse: {exc}.") from None
+        raise _invalid("CertificatePrivateKey", "It does not match the certificate.") from None
     if not info.covers(d.name):
-        raise ApiError(400, "CertificateDomainNotMatch",
-                       f"The certificate does not match the domain name {d.name}.")
+        raise _invalid("CertificateBody", f"The certificate does not cover {d.name}.")
     cert = GwCert(cert_id=uuid.uuid4().hex, name=name, chain_pem=body, key_pem=key, info=info,
                   updated=call.now)
     d.set_cert(cert, call.now, call.world.settings.apigateway_rollout_seconds)
@@ -98,7 +103,7 @@ def describe_domain(call: Call) -> dict:
     out.update(_domain_fields(d))
     if d.cert is not None:
         out["CertificateBody"] = d.cert.chain_pem
-        out["CertificatePrivateKey"] = d.cert.key_pem  # the real API returns it too
+        out["CertificatePrivateKey"] = d.cert.key_pem  # DescribeDomainResponseBody has it too
     return out
 
 
@@ -155,7 +160,7 @@ def delete_domain_certificate(call: Call) -> dict:
     d = _gw_domain(call, group)
     cert_id = required(call, "CertificateId")
     if d.cert is None or d.cert.cert_id != cert_id:
-        raise ApiError(404, "NotFoundCertificate", f"The certificate {cert_id} does not exist on {d.name}.")
+        raise _not_found("Certificate", "CertificateId")
     d.set_cert(None, call.now, call.world.settings.apigateway_rollout_seconds)
     group.modified = call.now
     return {}

@@ -1,5 +1,6 @@
 """API Gateway against the sandbox: regional calls, one DescribeApiGroup per group, drift,
-rollouts, verification through the TLS edge, faults."""
+DomainBindingStatus (BINDING = bound, BOUND = inactive), verification through the TLS edge,
+faults."""
 
 from __future__ import annotations
 
@@ -101,7 +102,24 @@ def test_drift_is_seen(sb, state_dir):
     assert (binding.serial, binding.fingerprint) == (theirs.serial, theirs.fingerprint)
 
 
-def test_rollout_is_pending_then_verified(sb, state_dir):
+def test_bound_domain_after_set_is_ok_not_pending(sb, state_dir):
+    """DomainBindingStatus BINDING is the normal, bound state (CloudAPI's names read
+    backwards): a freshly bound domain is ``ok`` at once, and verify needs one read."""
+    bundle = make_bundle("api", [DEMO_DOMAIN])
+    provider = provider_for(ApiGatewayProvider, sandbox_ctx(sb, state_dir, tls=False))
+    t = target()
+    provider.bind(t, bundle)
+    assert sb.apigateway_domain("cn-shanghai", "abc123", DEMO_DOMAIN)["status"] == "BINDING"
+    binding = provider.read_bindings([t])[t]
+    assert (binding.state, binding.detail) == ("ok", None) and binding.serves(bundle)
+    provider.api.calls.clear()
+    assert provider.verify(t, bundle, time.monotonic() + 5).state == "ok"
+    assert dict(provider.api.calls) == {"apigateway:DescribeDomain": 1}
+
+
+def test_rollout_is_seen_only_at_the_edge(sb, state_dir):
+    """No asynchronous state is documented, so the API reports the new certificate at once;
+    the TLS check is what waits for the edge."""
     sb.set_apigateway_rollout_seconds(1.0)
     old = make_bundle("api", [DEMO_DOMAIN])
     new = make_bundle("api", [DEMO_DOMAIN])
@@ -111,20 +129,43 @@ def test_rollout_is_pending_then_verified(sb, state_dir):
     provider.verify(t, old, time.monotonic() + 20)
     provider.bind(t, new)
     binding = provider.read_bindings([t])[t]
-    assert binding.state == "pending" and binding.serves(new)
+    assert binding.state == "ok" and binding.serves(new)
+    assert sb.apigateway_domain("cn-shanghai", "abc123", DEMO_DOMAIN)["served"]["fingerprint"] == old.fingerprint
     assert provider.verify(t, new, time.monotonic() + 20).state == "ok"
     assert sb.apigateway_domain("cn-shanghai", "abc123", DEMO_DOMAIN)["served"]["fingerprint"] == new.fingerprint
 
 
 def test_verify_gives_up_at_the_deadline(sb, state_dir):
     sb.set_apigateway_rollout_seconds(30)
+    old = make_bundle("api", [DEMO_DOMAIN])
     bundle = make_bundle("api", [DEMO_DOMAIN])
     provider = provider_for(ApiGatewayProvider, sandbox_ctx(sb, state_dir))
     t = target()
+    sb.replace_apigateway_binding("cn-shanghai", "abc123", DEMO_DOMAIN, old.fullchain_pem, old.key_pem)
     provider.bind(t, bundle)
-    with pytest.raises(VerificationError, match=r"^apigateway: api\.example\.com \(group abc123, cn-shanghai\) "
-                                                r"is still binding \(DomainBindingStatus BINDING\) after \ds$"):
+    with pytest.raises(VerificationError, match=rf"^apigateway: api\.example\.com still serves serial "
+                                                rf"{old.serial} after \ds$"):
         provider.verify(t, bundle, time.monotonic() + 1)
+
+
+def test_inactive_domain_is_an_error_not_a_rollout(sb, state_dir):
+    """BOUND means the binding is not in effect: reported as ``error`` with the reason, and
+    verify fails naming it instead of calling it a pending rollout."""
+    bundle = make_bundle("api", [DEMO_DOMAIN])
+    provider = provider_for(ApiGatewayProvider, sandbox_ctx(sb, state_dir, tls=False))
+    t = target()
+    provider.bind(t, bundle)
+    sb.set_apigateway_domain_active("cn-shanghai", "abc123", DEMO_DOMAIN, False)
+    binding = provider.read_bindings([t])[t]
+    assert binding.state == "error" and binding.fingerprint == bundle.fingerprint
+    assert binding.detail == "the custom domain is inactive (DomainBindingStatus BOUND)"
+    assert not binding.serves(bundle)
+    with pytest.raises(VerificationError, match=r"^apigateway: api\.example\.com \(group abc123, cn-shanghai\) "
+                                                r"holds the certificate, but the custom domain is inactive "
+                                                r"\(DomainBindingStatus BOUND\) after \ds$"):
+        provider.verify(t, bundle, time.monotonic() + 1)
+    sb.set_apigateway_domain_active("cn-shanghai", "abc123", DEMO_DOMAIN, True)
+    assert provider.verify(t, bundle, time.monotonic() + 5).state == "ok"
 
 
 def test_wrong_region_and_unbound_domain(sb, state_dir):
@@ -149,3 +190,14 @@ def test_thirty_percent_faults_still_converge(sb, state_dir):
         assert provider.verify(t, bundle, time.monotonic() + 30).serves(bundle)
         assert provider.read_bindings([t])[t].serves(bundle)
     assert sum(1 for e in sb.calls() if e.get("fault")) > 0
+
+
+@pytest.mark.parametrize("status,expected", [
+    ("BINDING", ("ok", None)),  # bound, normal
+    (None, ("ok", None)),  # absent: the certificate fields decide
+    ("BOUND", ("error", "the custom domain is inactive (DomainBindingStatus BOUND)")),
+    ("REBINDING", ("unknown", "undocumented DomainBindingStatus 'REBINDING'")),
+])
+def test_binding_status_table(status, expected):
+    from providers.apigateway import _state
+    assert _state({} if status is None else {"DomainBindingStatus": status}) == expected

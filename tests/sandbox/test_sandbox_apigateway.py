@@ -39,7 +39,8 @@ def test_set_certificate_post_then_describe_and_handshake(sb, sh, ca):
     call(sb, sh, set_cert(chain, key), method="POST")
     assert sb.calls(action="SetDomainCertificate")[-1]["params"]["CertificatePrivateKey"] == "***"
     body = describe_domain(sb, sh)
-    assert body["CertificateName"] == "alicertd_abc" and body["DomainBindingStatus"] == "BOUND"
+    # BINDING is the bound, normal state (the names read backwards: BOUND is inactive)
+    assert body["CertificateName"] == "alicertd_abc" and body["DomainBindingStatus"] == "BINDING"
     assert body["CertificateBody"] == chain
     assert body["CertificateValidEnd"] == int(leaf.not_valid_after_utc.timestamp() * 1000)
     assert body["CertificateValidStart"] == int(leaf.not_valid_before_utc.timestamp() * 1000)
@@ -51,6 +52,7 @@ def test_set_certificate_post_then_describe_and_handshake(sb, sh, ca):
     group = call(sb, sh, req)
     item = group["CustomDomains"]["DomainItem"][0]
     assert (item["DomainName"], item["CertificateId"]) == ("api.example.com", body["CertificateId"])
+    assert item["DomainBindingStatus"] == "BINDING"
     assert group["RegionId"] == "cn-shanghai"
 
 
@@ -66,22 +68,32 @@ def test_group_in_wrong_region_is_not_found(sb):
     req = DescribeApiGroupRequest()
     req.set_GroupId("abc123")
     err = call_error(sb, hz, req)
-    assert (err.get_http_status(), err.get_error_code()) == (404, "NotFoundApiGroup")
+    # API Gateway's documented NotFound%s is a 400
+    assert (err.get_http_status(), err.get_error_code()) == (400, "NotFoundApiGroup")
     assert call(sb, hz, DescribeApiGroupsRequest())["TotalCount"] == 0
 
 
 @pytest.mark.parametrize("name", ["abc", "1abc", "a" * 51, "has space"])
-def test_certificate_name_rules(sb, sh, ca, name):
+def test_certificate_name_has_no_invented_rule(sb, sh, ca, name):
+    """Alibaba documents no length or character rule for CertificateName (the "4-50
+    characters, starting with a letter" rule is another cloud's): any non-empty name is taken."""
     chain, key, _ = ca.issue(["api.example.com"])
-    err = call_error(sb, sh, set_cert(chain, key, name=name))
-    assert (err.get_http_status(), err.get_error_code()) == (400, "InvalidCertificateName")
+    call(sb, sh, set_cert(chain, key, name=name))
+    assert describe_domain(sb, sh)["CertificateName"] == name
+
+
+def test_certificate_name_is_required(sb, sh, ca):
+    chain, key, _ = ca.issue(["api.example.com"])
+    err = call_error(sb, sh, set_cert(chain, key, name=""))
+    assert (err.get_http_status(), err.get_error_code()) == (400, "MissingCertificateName")
 
 
 @pytest.mark.parametrize("case,code,status", [
+    # API Gateway's documented patterns: Invalid%s and NotFound%s, both HTTP 400
     ("garbage", "InvalidCertificateBody", 400),
-    ("mismatch", "CertificateKeyNotMatch", 400),
-    ("uncovered", "CertificateDomainNotMatch", 400),
-    ("unbound", "NotFoundDomain", 404),
+    ("mismatch", "InvalidCertificatePrivateKey", 400),
+    ("uncovered", "InvalidCertificateBody", 400),
+    ("unbound", "NotFoundDomain", 400),
 ])
 def test_certificate_validation(sb, sh, ca, case, code, status):
     chain, key, _ = ca.issue(["api.example.com"])
@@ -120,3 +132,34 @@ def test_delete_certificate(sb, sh, ca):
     call(sb, sh, req)
     assert "CertificateId" not in describe_domain(sb, sh)
     assert sb.apigateway_domains()[0]["cert"] is None
+
+
+def test_inactive_domain_is_bound_status_and_serves_nothing(sb, sh, ca):
+    """BOUND is the inactive state: the domain keeps its certificate, the edge serves nothing."""
+    chain, key, leaf = ca.issue(["api.example.com"])
+    call(sb, sh, set_cert(chain, key))
+    sb.set_apigateway_domain_active("cn-shanghai", "abc123", "api.example.com", False)
+    body = describe_domain(sb, sh)
+    assert (body["DomainBindingStatus"], body["CertificateBody"]) == ("BOUND", chain)
+    req = DescribeApiGroupRequest()
+    req.set_GroupId("abc123")
+    assert call(sb, sh, req)["CustomDomains"]["DomainItem"][0]["DomainBindingStatus"] == "BOUND"
+    assert handshake(sb, "api.example.com") != serial_of(leaf)
+    assert sb.edge_log()[-1]["served"] == "default"
+
+    sb.set_apigateway_domain_active("cn-shanghai", "abc123", "api.example.com", True)
+    assert describe_domain(sb, sh)["DomainBindingStatus"] == "BINDING"
+    assert handshake(sb, "api.example.com", ca.pem) == serial_of(leaf)
+
+
+def test_rollout_delays_only_the_edge(sb, sh, ca):
+    """No asynchronous state is documented: during the sandbox's optional rollout the API
+    already reports the new certificate (BINDING), only the edge still serves the old one."""
+    old_chain, old_key, old_leaf = ca.issue(["api.example.com"])
+    call(sb, sh, set_cert(old_chain, old_key))
+    sb.set_apigateway_rollout_seconds(30)
+    chain, key, _ = ca.issue(["api.example.com"])
+    call(sb, sh, set_cert(chain, key, name="alicertd_new"))
+    body = describe_domain(sb, sh)
+    assert (body["CertificateBody"], body["DomainBindingStatus"]) == (chain, "BINDING")
+    assert handshake(sb, "api.example.com", ca.pem) == serial_of(old_leaf)
