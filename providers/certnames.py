@@ -35,7 +35,9 @@ FP_LEN = 12
 #: CDN CertName: the upload lands in the certificate store (CAS), whose names are unique per
 #: account and at most 64 characters (CAS UploadUserCertificate ``Name``).
 CDN_NAME_MAX = 64
-#: API Gateway CertificateName: 4 to 50 characters, starting with a letter.
+#: API Gateway CertificateName: Alibaba documents no limit (alibabacloud-cloudapi20160714
+#: SetDomainCertificateRequest says only "the name of the SSL certificate"). Our guess, kept
+#: conservative: at most 50 characters of ``a-z0-9-``, starting with a letter.
 APIGATEWAY_NAME_MAX = 50
 
 _OURS = re.compile(r"^alicertd-(?:[a-z0-9-]*-)?([0-9a-f]{12})$")
