@@ -2,9 +2,11 @@
 access layer reacts (back off, retry once, refresh the STS token, stop).
 
 Why one table: the same code means the same thing whichever product returns it, and the
-decision "does retrying help?" must not be re-made (differently) at every call site. Sources:
-/work/shared/aliyun-api.md §3 and the per-product error lists there. A code missing from the
-table falls back on its HTTP status: 5xx and 429 are retried, everything else fails at once.
+decision "does retrying help?" must not be re-made (differently) at every call site. Each
+code's source (Alibaba's error tables, the legacy SDK, or "undocumented: observed in ...") is in
+docs/aliyun-api-notes.md. A code missing from the table falls back on its HTTP status: 5xx and
+429 are retried, everything else fails at once -- so an undocumented code listed here only ever
+makes alicertd back off or stop, never assume that something happened.
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ ERROR_TABLE: dict[str, ErrorRule] = {
     "SDK.HttpError": _BACKOFF,  # timeout, reset, refused, dropped connection (ClientException)
     "SDK.UnknownServerError": _FAIL,  # non-JSON error body: status decides (see classify)
     "SDK.InvalidResponse": _BACKOFF,  # ours: a 2xx whose body is not JSON (a proxy's page)
-    "LastOperationNotFinished": _BACKOFF,  # Alidns: a change on the zone is still running
+    "LastOperationNotFinished": _BACKOFF,  # Alidns: a change on the zone is still running (undocumented)
     "ServiceBusy": _BACKOFF,  # CDN (403): the domain is still being configured
-    "RepeatedCommit": _BACKOFF,  # CloudAPI: concurrent change on the group
+    "RepeatedCommit": _BACKOFF,  # CloudAPI (400, "Resubmit request"): SetDomainCertificate is idempotent
     # the request itself was refused for a reason a fresh signature fixes
     "SignatureNonceUsed": ErrorRule(ProviderError, True, RETRY_ONCE),
     # the clock
@@ -70,18 +72,16 @@ ERROR_TABLE: dict[str, ErrorRule] = {
     # permissions
     "Forbidden.RAM": _PERMISSION,
     "NoPermission": _PERMISSION,
-    # definite answers callers branch on (exc.code)
-    "DomainRecordDuplicate": _FAIL,  # Alidns: identical record exists -> treat as present
-    "DomainRecordNotBelongToUser": _FAIL,  # Alidns: RecordId gone -> delete is done
+    # definite answers (documented); callers branch on the first two (exc.code), and re-read
+    # before acting on them
+    "DomainRecordDuplicate": _FAIL,  # Alidns: identical record exists -> re-read, adopt if ours
+    "DomainRecordNotBelongToUser": _FAIL,  # Alidns: RecordId not in the account -> delete is done
     "DomainRecordConflict": _FAIL,
     "InvalidDomainName.NoExist": _FAIL,
     "IncorrectDomainUser": _FAIL,
-    "InvalidRR.NoExist": _FAIL,
     "RecordForbidden.DNSChange": _FAIL,
-    "SubDomainInvalid.Value": _FAIL,
     "InvalidDomain.NotFound": _FAIL,  # CDN
-    "NotFoundApiGroup": _FAIL,  # CloudAPI
-    "InvalidGroupId.NotFound": _FAIL,
+    "NotFoundApiGroup": _FAIL,  # CloudAPI: its documented NotFound%s (400)
     "MissingParameter": _FAIL,
     "InvalidParameter": _FAIL,
     "SDK.InvalidParams": _FAIL,
