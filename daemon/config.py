@@ -48,6 +48,9 @@ class AliyunConfig:
     ram_role: str | None = None
     metadata_endpoint: str = DEFAULT_METADATA_ENDPOINT
     region: str = "cn-hangzhou"
+    # Certificate Management Service (CAS) region of the account: cn-hangzhou (China site) or
+    # ap-southeast-1 (international site); CDN's CertRegion takes exactly these two values.
+    cas_region: str = "cn-hangzhou"
     # product ("alidns", "cdn", "apigateway") -> full URL override
     endpoints: dict[str, str] = field(default_factory=dict)
     timeout: float = 10.0  # read timeout per API call

@@ -41,6 +41,9 @@ NOTIFY_EVENTS = ("failure", "renewal", "expiring")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\$")
 _CERT_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62})$")
 _REGION = re.compile(r"^[a-z]{2,}(?:-[a-z0-9]+)+$")
+#: The regions CDN's CertRegion accepts (SetCdnDomainSSLCertificate): CAS of the China site and
+#: of the international site.
+CAS_REGIONS = ("cn-hangzhou", "ap-southeast-1")
 
 
 class ConfigError(Exception):
@@ -212,9 +215,13 @@ def _parse_aliyun(s: Section) -> AliyunConfig:
     region = s.str("region", "cn-hangzhou")
     if region and not _REGION.match(region):
         s.error("region", f"invalid region id {region!r} (e.g. cn-hangzhou)")
+    cas_region = s.str("cas_region", "cn-hangzhou")
+    if cas_region and cas_region not in CAS_REGIONS:
+        s.error("cas_region", f"must be one of {', '.join(CAS_REGIONS)} (China site, international "
+                              f"site), not {cas_region!r}")
     endpoints: dict[str, str] = {}
     e = s.table("endpoints")
-    for product in ("alidns", "cdn", "apigateway"):
+    for product in ("alidns", "cdn", "apigateway", "cas", "dcdn", "esa", "oss", "alb", "nlb", "slb"):
         url = e.url(product)
         if url:
             endpoints[product] = url.rstrip("/")
@@ -223,7 +230,8 @@ def _parse_aliyun(s: Section) -> AliyunConfig:
     s.finish()
     return AliyunConfig(access_key_id=key_id, access_key_secret=secret, security_token=token,
                         ram_role=role, metadata_endpoint=metadata.rstrip("/"),
-                        region=region or "cn-hangzhou", endpoints=endpoints, timeout=timeout)
+                        region=region or "cn-hangzhou", cas_region=cas_region or "cn-hangzhou",
+                        endpoints=endpoints, timeout=timeout)
 
 
 def _parse_dns(s: Section, registry: Mapping[str, Any], aliyun: AliyunConfig) -> DnsConfig:

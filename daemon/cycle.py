@@ -85,7 +85,7 @@ class Cycle:
         result = CycleResult(started=self.clock(), dry_run=dry_run)
         self.ctx = ProviderContext(config=self.config, journal=self.store.journal,
                                    log=logging.getLogger("alicertd.providers"), stop=self.stop,
-                                   dry_run=dry_run)
+                                   dry_run=dry_run, cas_records=self.store.cas)
         force = set(force)
         if not dry_run:
             self._clean_leftovers(result)

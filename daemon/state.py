@@ -14,6 +14,7 @@ Layout (all below ``state_dir``, which is 0700)::
     deploy/NAME.json                        per target: what was last deployed and verified
     runtime/NAME.json                       last result, error, failure backoff, ARI answer
     journal/dns/<id>.json                   DNS records being created, until cleaned up
+    cas/certificates.json                   CAS certificates alicertd uploaded (ids, per account)
 
 Why a symlink per certificate: the key and the chain must change together. Two renames can be
 torn apart by a crash; replacing one symlink cannot. Every regular file is written as temp file
@@ -30,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -177,6 +179,52 @@ class DnsJournal:
         return len([p for p in self._dir.glob("*.json")]) if self._dir.is_dir() else 0
 
 
+class CasRecords:
+    """The Certificate Management Service (CAS) certificates alicertd uploaded, one record per
+    (account, CertId): ``cas/certificates.json``. Written right after every upload, so a crash
+    between upload and bind leaves the id behind for the next run (which then never uploads
+    again); removed only after CAS confirmed the deletion. The hub in ``providers.cas`` owns
+    the record's fields (account, region, cert_id, name, certificate, fingerprint, serial, ...);
+    this class only stores them. Thread-safe: deploy providers run in several threads."""
+
+    def __init__(self, root: Path):
+        self._path = root / "cas" / "certificates.json"
+        self._lock = threading.Lock()
+
+    def entries(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(e) for e in self._read()]
+
+    def put(self, entry: dict[str, Any]) -> None:
+        """Add ``entry`` or replace the record with the same account and cert_id."""
+        with self._lock:
+            key = (entry.get("account"), entry.get("cert_id"))
+            records = [e for e in self._read() if (e.get("account"), e.get("cert_id")) != key]
+            records.append(dict(entry))
+            self._write(records)
+
+    def remove(self, account: str, cert_id: int) -> None:
+        with self._lock:
+            records = self._read()
+            kept = [e for e in records if (e.get("account"), e.get("cert_id")) != (account, cert_id)]
+            if len(kept) != len(records):
+                self._write(kept)
+
+    def _read(self) -> list[dict[str, Any]]:
+        data = _read_json(self._path)
+        if data is None:
+            return []
+        items = data.get("certificates") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise StateCorrupt(f"{self._path} is not a CAS record file")
+        return [e for e in items if isinstance(e, dict)]
+
+    def _write(self, records: list[dict[str, Any]]) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        records.sort(key=lambda e: (str(e.get("account")), int(e.get("cert_id") or 0)))
+        atomic_write(self._path, _json_bytes({"certificates": records}))
+
+
 # --------------------------------------------------------------------------- the store
 
 
@@ -187,6 +235,7 @@ class StateStore:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.journal = DnsJournal(self.root)
+        self.cas = CasRecords(self.root)
 
     # -- directory and lock --------------------------------------------------
 

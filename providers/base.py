@@ -161,6 +161,8 @@ class ProviderContext:
     bindings, so a provider can recognise our certificates from a listing's names alone
     (providers never read the state dir themselves). ``shared()`` gives providers of one run
     one instance of an expensive resource (one Alibaba Cloud client: one credential lookup).
+    ``cas_records`` is the state store's record of the CAS certificates alicertd uploaded
+    (``daemon.state.CasRecords``: entries/put/remove); None keeps them in memory for the run.
     """
 
     config: Config
@@ -169,6 +171,7 @@ class ProviderContext:
     stop: threading.Event = field(default_factory=threading.Event)
     dry_run: bool = False
     bundles: dict[str, CertificateBundle] = field(default_factory=dict)
+    cas_records: Any = None
     _resources: dict[str, Any] = field(default_factory=dict, repr=False)
     _resources_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

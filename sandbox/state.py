@@ -174,7 +174,10 @@ class Zone:
 
 @dataclass
 class StoredCert:
-    """An entry of the account's CDN certificate store (upload mode); names are unique."""
+    """A certificate in the account's Certificate Management Service (CAS) of ``region``:
+    uploaded with UploadUserCertificate (``source`` "cas") or by a CDN upload-mode call
+    (``source`` "cdn", which lands in cn-hangzhou). Names may repeat (Alibaba's 2026-02-25
+    notice: a same-name upload adds another certificate); ids never do."""
 
     cert_id: int
     name: str
@@ -182,6 +185,8 @@ class StoredCert:
     key_pem: str
     info: CertInfo
     created: float
+    region: str = "cn-hangzhou"
+    source: str = "cdn"
 
 
 @dataclass
@@ -306,8 +311,9 @@ class World:
         self.metadata_tokens: dict[str, float] = {}  # hardened-mode token -> expiry (epoch s)
         self.zones: dict[str, Zone] = {}
         self.record_zone: dict[str, str] = {}
-        self.certs_by_name: dict[str, StoredCert] = {}
-        self.certs_by_id: dict[int, StoredCert] = {}
+        self.certs_by_name: dict[str, StoredCert] = {}  # the latest certificate of each name
+        self.certs_by_id: dict[int, StoredCert] = {}  # every CAS certificate, all regions
+        self.cas_tokens: dict[tuple[str, str], int] = {}  # (region, ClientToken) -> CertId
         self.cdn: dict[str, CdnDomain] = {}
         self.groups: dict[tuple[str, str], ApiGroup] = {}
         # Products emulated in their own modules (sandbox/products/<name>.py) keep their
@@ -431,6 +437,11 @@ class World:
             wildcard = "*." + name.split(".", 1)[1]
             return self.cdn.get(wildcard)
         return None
+
+    def cas_bound(self, cert: StoredCert) -> list[str]:
+        """The CDN domains whose configuration uses ``cert`` (CAS refuses to delete it)."""
+        return sorted(d.name for d in self.cdn.values()
+                      if d.config.cert is cert or d.served.cert is cert)
 
     def gw_domain_for_sni(self, server_name: str) -> GwDomain | None:
         name = server_name.lower().rstrip(".")

@@ -83,6 +83,11 @@ PRODUCTS: dict[str, Product] = {
     "cdn": Product("cdn", "cdn", lambda region: "cdn.aliyuncs.com"),
     # API Gateway is regional: apigateway.<region>.aliyuncs.com (the SDK may guess cloudapi.*).
     "apigateway": Product("apigateway", "apigateway", lambda region: f"apigateway.{region}.aliyuncs.com"),
+    # CAS 2020-04-07 (RAM code yundun-cert): cas.aliyuncs.com for cn-hangzhou, the regional rule
+    # cas.<region>.aliyuncs.com otherwise (ap-southeast-1: the international site); called with
+    # the account's cas_region.
+    "cas": Product("cas", "yundun-cert",
+                   lambda region: "cas.aliyuncs.com" if region == "cn-hangzhou" else f"cas.{region}.aliyuncs.com"),
 }
 
 
