@@ -83,6 +83,11 @@ PRODUCTS: dict[str, Product] = {
     "cdn": Product("cdn", "cdn", lambda region: "cdn.aliyuncs.com"),
     # API Gateway is regional: apigateway.<region>.aliyuncs.com (the SDK may guess cloudapi.*).
     "apigateway": Product("apigateway", "apigateway", lambda region: f"apigateway.{region}.aliyuncs.com"),
+    # DCDN 2018-01-15: dcdn.aliyuncs.com for every region (alibabacloud-dcdn20180115 endpoint map).
+    "dcdn": Product("dcdn", "dcdn", lambda region: "dcdn.aliyuncs.com"),
+    # ESA 2024-09-10: the regional rule esa.<region>.aliyuncs.com (alibabacloud-esa20240910
+    # client: endpoint_rule "regional"); cn-hangzhou on the China site, ap-southeast-1 abroad.
+    "esa": Product("esa", "esa", lambda region: f"esa.{region}.aliyuncs.com"),
     # CAS 2020-04-07 (RAM code yundun-cert): cas.aliyuncs.com for cn-hangzhou, the regional rule
     # cas.<region>.aliyuncs.com otherwise (ap-southeast-1: the international site); called with
     # the account's cas_region.

@@ -7,7 +7,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "config" / "ram-policy.json"
 # SDK package -> RAM action prefix
-PACKAGES = {"aliyunsdkalidns": "alidns", "aliyunsdkcdn": "cdn", "aliyunsdkcloudapi": "apigateway"}
+PACKAGES = {"aliyunsdkalidns": "alidns", "aliyunsdkcdn": "cdn", "aliyunsdkcloudapi": "apigateway",
+            "aliyunsdkdcdn": "dcdn", "aliyunsdkesa": "esa"}
 _IMPORT = re.compile(r"from\s+(aliyunsdk\w+)\.request\.v\d+\.(\w+)Request\s+import")
 _COMMON = re.compile(r"CommonRequest\([^)]*action_name\s*=\s*[\"'](\w+)")
 # providers/cas.py builds CommonRequests through _request("<Action>", ...); RAM code yundun-cert

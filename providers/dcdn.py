@@ -1,0 +1,314 @@
+"""DCDN (Dynamic Route for CDN, ``dcdn`` 2018-01-15) as a deploy target: one target per
+accelerated domain.
+
+Bind: ``SetDcdnDomainSSLCertificate`` with ``SSLProtocol=on``, ``CertType=cas``, ``CertId`` and
+``CertRegion`` of the CAS certificate the hub holds for the bundle (``cas_hub(ctx).ensure``):
+the certificate is uploaded to CAS once per account and every domain binds it by id, so the
+private key is not sent per domain. Binding the same id again is harmless, so a retry after a
+crash simply repeats the call.
+
+Wildcards: users write ``*.example.com``; the API names a wildcard accelerated domain
+``.example.com`` (ALIYUN::DCDN::Domain: "the domain name must start with a period"), so the
+provider translates in both directions and shakes hands with ``alicertd-verify.example.com``.
+
+Read: the paged ``DescribeDcdnHttpsDomainList`` (up to 500 entries a page) reports every HTTPS
+domain of the account with its ``CertName``. CAS names of ours embed the fingerprint prefix
+(``alicertd-<certificate>-<12 hex>``), so a page identifies our certificate on hundreds of
+domains at once; ``DescribeDcdnDomainCertificateInfo`` (one domain per call, returns the served
+chain as ``SSLPub``) is used only where a page cannot tell.
+
+Verify: the configuration push is asynchronous. Poll DescribeDcdnDomainCertificateInfo until
+``SSLProtocol=on``, ``Status=success`` and the chain is ours, then (``[verify] tls``) shake hands
+with the edge until it presents our leaf.
+
+RAM actions: dcdn:DescribeDcdnHttpsDomainList, dcdn:DescribeDcdnDomainCertificateInfo,
+dcdn:SetDcdnDomainSSLCertificate (plus the CAS hub's).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aliyunsdkdcdn.request.v20180115.DescribeDcdnDomainCertificateInfoRequest import (
+    DescribeDcdnDomainCertificateInfoRequest,
+)
+from aliyunsdkdcdn.request.v20180115.DescribeDcdnHttpsDomainListRequest import (
+    DescribeDcdnHttpsDomainListRequest,
+)
+from aliyunsdkdcdn.request.v20180115.SetDcdnDomainSSLCertificateRequest import (
+    SetDcdnDomainSSLCertificateRequest,
+)
+
+from daemon.durations import format_duration
+from providers.base import (
+    Binding,
+    CertificateBundle,
+    ConfigDefaults,
+    ConfigErrors,
+    CredentialError,
+    ProviderContext,
+    ProviderError,
+    Target,
+    VerificationError,
+)
+from providers.certnames import KnownCertificates, Leaf, fingerprint_prefix, leaf_of_bundle, leaf_of_pem
+from providers.settings import Section
+from providers.tls import POLL_INTERVALS, wait_for, wait_for_edge
+
+#: DescribeDcdnHttpsDomainList PageSize: "1 to 500, default 20" (alibabacloud-dcdn20180115 model).
+PAGE_SIZE = 500
+
+#: DescribeDcdnDomainCertificateInfo ``Status`` values of a rollout still under way (model:
+#: checking, applying); ``success`` is settled, anything else (cname_error, failed, ...) failed.
+_PENDING = frozenset({"checking", "applying"})
+
+
+@dataclass(frozen=True)
+class DcdnSettings:
+    domains: tuple[str, ...]
+    account: str = "default"
+
+
+def _request(cls: type, **params: Any) -> Any:
+    request = cls()
+    for key, value in params.items():
+        request.add_query_param(key, value)
+    return request
+
+
+def _items(body: Mapping[str, Any], outer: str, inner: str) -> list[dict[str, Any]]:
+    container = body.get(outer)
+    value = container.get(inner) if isinstance(container, dict) else None
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def api_name(domain: str) -> str:
+    """``*.example.com`` -> ``.example.com`` (the API's wildcard form); others unchanged."""
+    return domain[1:] if domain.startswith("*.") else domain
+
+
+def parse_account(s: Section) -> str:
+    """The ``account`` key every deploy block takes (default "default")."""
+    return s.str("account", "default")
+
+
+def account_api(ctx: ProviderContext, account: str) -> Any:
+    """The AliyunApi of ``account``: the run's shared one for "default", else the client
+    module's per-account factory (multi-account support)."""
+    from providers.aliyun import client
+    if account == "default":
+        return client.shared_api(ctx)
+    factory = getattr(client, "account_api", None)
+    if factory is None:
+        raise ProviderError(f"account {account!r} is not configured")
+    return factory(ctx, account)
+
+
+class DcdnProvider:
+    """Deploy to DCDN accelerated domains (``[[certificate.deploy]] provider = "dcdn"``)."""
+
+    kind = "deploy"
+    name = "dcdn"
+
+    page_size = PAGE_SIZE
+    poll_intervals = POLL_INTERVALS
+
+    def __init__(self, ctx: ProviderContext, api: Any = None):
+        self.ctx = ctx
+        self._api_override = api
+        self.known = KnownCertificates(ctx.bundles)
+        self.clock = time.monotonic
+
+    # ------------------------------------------------------------------ config
+
+    @classmethod
+    def parse_config(cls, raw: Mapping[str, Any], path: str, errors: ConfigErrors,
+                     defaults: ConfigDefaults) -> DcdnSettings | None:
+        before = len(errors)
+        s = Section(raw, path, errors)
+        domains = s.domains("domains", required=True, nonempty=True)
+        account = parse_account(s)
+        s.finish()
+        if len(errors) > before:
+            return None
+        return DcdnSettings(domains=tuple(domains), account=account)
+
+    @classmethod
+    def expand(cls, settings: DcdnSettings) -> list[Target]:
+        return [Target(cls.name, domain, settings, domain=domain) for domain in settings.domains]
+
+    def api(self, account: str) -> Any:
+        return self._api_override if self._api_override is not None else account_api(self.ctx, account)
+
+    # ------------------------------------------------------------------ read
+
+    def read_bindings(self, targets: Sequence[Target]) -> dict[Target, Binding]:
+        """Per account: page through the HTTPS domain list until every target is found (or
+        the list ends: absent means HTTPS off). When fewer targets remain unfound than pages
+        remain unread, asking for those domains one by one is cheaper, so that is done."""
+        result: dict[Target, Binding] = {}
+        by_account: dict[str, list[Target]] = {}
+        for t in targets:
+            by_account.setdefault(t.settings.account, []).append(t)
+        for account, group in by_account.items():
+            result.update(self._read_account(account, group))
+        return result
+
+    def _read_account(self, account: str, targets: Sequence[Target]) -> dict[Target, Binding]:
+        wanted = {api_name(self._domain(t)) for t in targets}
+        found: dict[str, Binding | None] = {}  # None: the page could not tell, look closer
+        unread = set(wanted)
+        page, seen = 1, 0
+        try:
+            api = self.api(account)
+            while unread:
+                body = api.call("dcdn", _request(DescribeDcdnHttpsDomainListRequest,
+                                                 PageNumber=page, PageSize=self.page_size))
+                items = _items(body, "CertInfos", "CertInfo")
+                for item in items:
+                    domain = str(item.get("DomainName") or "").lower()
+                    if domain in unread:
+                        found[domain] = self._from_page(item)
+                        unread.discard(domain)
+                seen += len(items)
+                total = int(body.get("TotalCount") or 0)
+                if not items or seen >= total:
+                    found.update((d, Binding("none", detail="HTTPS is off")) for d in unread)
+                    unread.clear()
+                elif len(unread) < math.ceil((total - seen) / len(items)):
+                    break  # fewer domains left to find than pages left to read
+                page += 1
+        except CredentialError:
+            raise
+        except ProviderError as exc:
+            found.update((d, Binding("unknown", detail=str(exc))) for d in unread)
+            unread.clear()
+        out: dict[Target, Binding] = {}
+        for t in targets:
+            name = api_name(self._domain(t))
+            if found.get(name) is None:
+                found[name] = self._look_closer(account, name)
+            out[t] = found[name]
+        return out
+
+    def _from_page(self, item: Mapping[str, Any]) -> Binding | None:
+        """A binding from a list entry, or None when the entry does not say which certificate
+        is served (a name we did not make, one we do not know, or a status other than ok).
+        The list shows the configured certificate, not the rollout: ``verify`` waits for that."""
+        name = item.get("CertName") or None
+        prefix = fingerprint_prefix(name)
+        leaf = self.known.lookup(prefix) if prefix else None
+        if leaf is None or item.get("CertStatus") not in ("ok", "expire_soon", None):
+            return None
+        return Binding("ok", serial=leaf.serial, fingerprint=leaf.fingerprint, not_after=leaf.not_after,
+                       cert_name=name)
+
+    def _look_closer(self, account: str, domain: str) -> Binding:
+        try:
+            return self._domain_info(account, domain)
+        except CredentialError:
+            raise
+        except ProviderError as exc:
+            return Binding("unknown", detail=str(exc))
+
+    def _domain_info(self, account: str, domain: str) -> Binding:
+        """What ``domain`` (API form) serves according to DescribeDcdnDomainCertificateInfo."""
+        body = self.api(account).call("dcdn", _request(DescribeDcdnDomainCertificateInfoRequest,
+                                                       DomainName=domain))
+        infos = _items(body, "CertInfos", "CertInfo")
+        info = next((i for i in infos if str(i.get("DomainName") or "").lower() == domain),
+                    infos[0] if infos else None)
+        if info is None:
+            return Binding("none")
+        name = info.get("CertName") or None
+        if str(info.get("SSLProtocol") or "").lower() != "on":
+            return Binding("none", cert_name=name, detail="HTTPS is off")
+        leaf: Leaf | None = None
+        if info.get("SSLPub"):
+            try:
+                leaf = leaf_of_pem(info["SSLPub"])
+            except ValueError:
+                leaf = None
+        status = str(info.get("Status") or "success").lower()
+        state = "ok" if status == "success" else "pending" if status in _PENDING else "error"
+        return Binding(state, serial=leaf.serial if leaf else None,
+                       fingerprint=leaf.fingerprint if leaf else None,
+                       not_after=leaf.not_after if leaf else None, cert_name=name,
+                       detail=None if state == "ok" else f"Status {status}")
+
+    # ------------------------------------------------------------------ bind
+
+    def bind(self, target: Target, bundle: CertificateBundle) -> None:
+        """Bind the bundle's CAS certificate to the domain, by id. Idempotent: the hub never
+        uploads twice, and setting the same CertId again changes nothing. ``ServiceBusy``
+        (the domain is still rolling out a change, and the access layer has backed off
+        already) counts as done when the domain already has our certificate: ``verify`` waits."""
+        from providers.cas import cas_hub
+
+        account = target.settings.account
+        domain = api_name(self._domain(target))
+        cas = cas_hub(self.ctx).ensure(bundle, account)
+        try:
+            self.api(account).call("dcdn", _request(
+                SetDcdnDomainSSLCertificateRequest, DomainName=domain, SSLProtocol="on",
+                CertType="cas", CertId=cas.cert_id, CertRegion=cas.region))
+        except CredentialError:
+            raise
+        except ProviderError as exc:
+            if exc.code != "ServiceBusy" or \
+                    self._domain_info(account, domain).fingerprint != bundle.fingerprint:
+                raise
+        self.known.add(leaf_of_bundle(bundle))
+        self.ctx.log.info("dcdn: %s: bound CAS certificate %s (serial %s)", self._domain(target),
+                          cas.cert_id, bundle.serial)
+
+    # ------------------------------------------------------------------ verify
+
+    def verify(self, target: Target, bundle: CertificateBundle, deadline: float) -> Binding:
+        account = target.settings.account
+        shown = self._domain(target)
+        domain = api_name(shown)
+        self.known.add(leaf_of_bundle(bundle))
+        started = self.clock()
+        last: list[str] = ["has not answered"]
+
+        def settled() -> Binding | None:
+            try:
+                binding = self._domain_info(account, domain)
+            except CredentialError:
+                raise
+            except ProviderError as exc:
+                if not exc.retryable:
+                    raise
+                last[0] = f"could not be read ({exc})"
+                return None
+            if binding.state == "ok" and binding.fingerprint == bundle.fingerprint:
+                return binding
+            if binding.state == "error" and binding.fingerprint == bundle.fingerprint:
+                raise VerificationError(f"dcdn: {shown}: the rollout failed ({binding.detail})")
+            if binding.fingerprint != bundle.fingerprint:
+                last[0] = (f"still serves serial {binding.serial}" if binding.serial
+                           else f"serves no certificate ({binding.detail or binding.state})")
+            else:
+                last[0] = f"is still rolling out ({binding.detail or binding.state})"
+            return None
+
+        binding = wait_for(settled, deadline=deadline, stop=self.ctx.stop, what=f"dcdn: {shown}",
+                           clock=self.clock, intervals=self.poll_intervals)
+        if binding is None:
+            raise VerificationError(f"dcdn: {shown} {last[0]} after "
+                                    f"{format_duration(self.clock() - started)}")
+        verify = self.ctx.config.verify
+        if verify.tls:
+            wait_for_edge("dcdn", shown, bundle, connect_to=verify.connect_to, deadline=deadline,
+                          stop=self.ctx.stop, started=started, clock=self.clock,
+                          intervals=self.poll_intervals)
+        return binding
+
+    @staticmethod
+    def _domain(target: Target) -> str:
+        return (target.domain or target.name).lower()
