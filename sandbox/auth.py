@@ -4,6 +4,9 @@ Checks run in the gateway's order so each error is produced for its own reason: 
 parameters present -> Timestamp well-formed and within 15 minutes -> access key known (STS keys
 need a valid, unexpired, matching SecurityToken) -> signature -> nonce unused (recorded only
 after the signature verified, so a forged request cannot burn a nonce) -> RAM permission.
+Codes and messages are those of Alibaba's common client error table ("管控OpenAPI的客户端公用错误码");
+``MissingSecurityToken`` and the ``InvalidSecurityToken.*`` family are not in the parts of it we
+could read but are seen in real error output (docs/aliyun-api-notes.md).
 """
 
 from __future__ import annotations
@@ -44,11 +47,10 @@ def authenticate(world: World, params: dict[str, str], method: str, now: float) 
         if not params.get(name):
             raise missing_common(name)
     if params["SignatureMethod"] != "HMAC-SHA1":
-        raise ApiError(400, "InvalidSignatureMethod",
-                       f"Specified signature method {params['SignatureMethod']!r} is not supported.")
+        raise ApiError(400, "InvalidSignatureMethod", "Specified signature method is not valid.")
     if params["SignatureVersion"] != "1.0":
-        raise ApiError(400, "InvalidSignatureVersion",
-                       f"Specified signature version {params['SignatureVersion']!r} is not supported.")
+        # The documented Invalid{ParameterName} pattern (no code of its own is documented).
+        raise ApiError(400, "InvalidSignatureVersion", "Specified parameter SignatureVersion is not valid.")
     ts = parse_timestamp(params["Timestamp"])
     if abs(now - ts) > TIMESTAMP_WINDOW:
         raise ApiError(400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.")

@@ -2,8 +2,8 @@
 
 Why a single exception: auth, validation and product handlers all end the same way (an HTTP
 status plus ``{"RequestId","HostId","Code","Message","Recommend"}``), so the HTTP layer renders
-them in one place and the call log records the code uniformly. The codes and statuses chosen
-where Alibaba's are unknown are listed in sandbox/README.md.
+them in one place and the call log records the code uniformly. Every code the sandbox sends
+and its source is listed in sandbox/README.md and docs/aliyun-api-notes.md.
 """
 
 from __future__ import annotations
@@ -52,12 +52,15 @@ def missing_common(name: str) -> ApiError:
 
 
 def missing(name: str) -> ApiError:
-    """An operation parameter is absent: the POP gateway answers ``Missing<Name>``."""
+    """An operation parameter is absent: the documented ``Missing{ParameterName}`` (common client
+    error table "管控OpenAPI的客户端公用错误码")."""
     return ApiError(400, f"Missing{name}", f"{name} is mandatory for this action.")
 
 
 def invalid_param(name: str, detail: str = "") -> ApiError:
-    msg = f'The specified parameter "{name}" is not valid.'
+    """The documented ``InvalidParameter`` (400, "The specified value of parameter ... is not
+    valid."), plus why."""
+    msg = f'The specified value of parameter "{name}" is not valid.'
     if detail:
         msg += f" {detail}"
     return ApiError(400, "InvalidParameter", msg)
