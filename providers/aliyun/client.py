@@ -77,12 +77,27 @@ class Product:
     default_host: Callable[[str], str]
 
 
+#: Regions whose CLB endpoint is slb.aliyuncs.com (alibabacloud-slb20140515 3.3.31 endpoint map).
+_SLB_CENTRAL = frozenset({  # the public ones; the map's internal/test regions are left out
+    "cn-qingdao", "cn-beijing", "cn-hangzhou", "cn-shanghai", "cn-shenzhen", "cn-hongkong",
+    "ap-southeast-1", "us-east-1", "us-west-1", "cn-shanghai-finance-1", "cn-shenzhen-finance-1",
+    "cn-north-2-gov-1", "cn-hangzhou-finance", "cn-wuhan", "cn-fujian", "cn-zhangbei",
+})
+
 PRODUCTS: dict[str, Product] = {
     "alidns": Product("alidns", "alidns", lambda region: "alidns.aliyuncs.com"),
     # CDN is a global service; cdn.aliyuncs.com serves every account.
     "cdn": Product("cdn", "cdn", lambda region: "cdn.aliyuncs.com"),
     # API Gateway is regional: apigateway.<region>.aliyuncs.com (the SDK may guess cloudapi.*).
     "apigateway": Product("apigateway", "apigateway", lambda region: f"apigateway.{region}.aliyuncs.com"),
+    # ALB 2020-06-16 and NLB 2022-04-30: the regional rule <product>.<region>.aliyuncs.com
+    # (alibabacloud-alb20200616 / -nlb20220430 clients: endpoint_rule "regional").
+    "alb": Product("alb", "alb", lambda region: f"alb.{region}.aliyuncs.com"),
+    "nlb": Product("nlb", "nlb", lambda region: f"nlb.{region}.aliyuncs.com"),
+    # CLB (slb 2014-05-15): slb.aliyuncs.com for the regions in the model's endpoint map, the
+    # regional rule otherwise (alibabacloud-slb20140515 client).
+    "slb": Product("slb", "slb", lambda region: "slb.aliyuncs.com" if region in _SLB_CENTRAL
+                   else f"slb.{region}.aliyuncs.com"),
     # DCDN 2018-01-15: dcdn.aliyuncs.com for every region (alibabacloud-dcdn20180115 endpoint map).
     "dcdn": Product("dcdn", "dcdn", lambda region: "dcdn.aliyuncs.com"),
     # ESA 2024-09-10: the regional rule esa.<region>.aliyuncs.com (alibabacloud-esa20240910

@@ -1,0 +1,105 @@
+"""What the load balancer providers (alb, nlb, clb) share: config pieces, RPC requests built
+with the SDK's CommonRequest, CAS certificate ids as listeners name them, and "ours or not".
+
+Why CommonRequest: the legacy request packages exist (aliyun-python-sdk-alb 1.0.22 of 2024-12,
+-nlb 1.0.12 of 2023-10, -slb 3.3.22 of 2024-05, per the PyPI index; nlb's has had no release
+since), but three more dependencies would only wrap the same RPC call and add start-up imports. The access layer (providers/aliyun/client.py)
+speaks the legacy core, whose CommonRequest sends any action; the action names, parameters and
+flattening (``Certificates.1.CertificateId``) are those of the official v2 models.
+
+Ours or foreign is decided only by the CAS hub (``cas_hub(ctx).identify``): a certificate on a
+listener that alicertd did not upload is never detached, replaced away from an SNI slot, or
+deleted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from aliyunsdkcore.request import CommonRequest
+
+from providers.base import CertificateBundle, ProviderContext
+
+REGION = re.compile(r"^[a-z]{2,}(?:-[a-z0-9]+)+$")
+_CAS_ID = re.compile(r"^(\d+)-([a-z]{2,}(?:-[a-z0-9]+)+)$")
+
+#: Product code and API version per ``[aliyun.endpoints]`` key.
+VERSIONS = {"alb": ("Alb", "2020-06-16"), "nlb": ("Nlb", "2022-04-30"), "slb": ("Slb", "2014-05-15")}
+
+
+def rpc(product: str, action: str, params: Mapping[str, Any] | None = None) -> CommonRequest:
+    """A fresh RPC request (the SDK mutates requests: one per call)."""
+    code, version = VERSIONS[product]
+    request = CommonRequest(version=version, action_name=action, product=code)
+    for key, value in (params or {}).items():
+        if value is not None:
+            request.add_query_param(key, value)
+    return request
+
+
+def flat(prefix: str, field: str, values: Iterable[str]) -> dict[str, str]:
+    """The RPC flattening of a list of objects: ``Certificates.1.CertificateId`` …"""
+    return {f"{prefix}.{i}.{field}": v for i, v in enumerate(values, 1)}
+
+
+def listener_cas_id(cert_id: int | str, region: str) -> str:
+    """ALB/NLB name a CAS certificate ``<CertId>-<CAS region>`` (the ALB and NLB models:
+    "The globally unique certificate ID, which ends with a region ID")."""
+    return f"{cert_id}-{region}"
+
+
+def split_cas_id(text: str) -> tuple[str, str] | None:
+    m = _CAS_ID.match(str(text or ""))
+    return (m.group(1), m.group(2)) if m else None
+
+
+def hub_of(ctx: ProviderContext) -> Any:
+    """The run's CAS hub (imported late: providers/cas.py is only needed when binding)."""
+    from providers.cas import cas_hub
+
+    return cas_hub(ctx)
+
+
+class Ownership:
+    """Ours vs foreign for listener certificate ids, asked of the hub once per id per run.
+
+    ``fingerprint(cid)`` is the SHA-256 of one of OUR certificates, or None for a certificate
+    alicertd did not upload (or an id it cannot parse)."""
+
+    def __init__(self, hub_getter, account: str = "default"):
+        self._hub_getter = hub_getter
+        self.account = account
+        self._cache: dict[str, Any] = {}
+
+    def identify(self, cid: str) -> Any:
+        if cid not in self._cache:
+            parts = split_cas_id(cid)
+            number = parts[0] if parts else cid
+            self._cache[cid] = self._hub_getter().identify(number, self.account)
+        return self._cache[cid]
+
+    def fingerprint(self, cid: str | None) -> str | None:
+        if not cid:
+            return None
+        found = self.identify(cid)
+        return found.fingerprint if found is not None else None
+
+    def forget(self, cid: str) -> None:
+        self._cache.pop(cid, None)
+
+
+def current_fingerprints(ctx: ProviderContext, extra: CertificateBundle | None = None) -> set[str]:
+    """Fingerprints of every certificate's current bundle this run (never detached)."""
+    found = {b.fingerprint for b in ctx.bundles.values()}
+    if extra is not None:
+        found.add(extra.fingerprint)
+    return found
+
+
+def bundle_for(ctx: ProviderContext, fingerprint: str | None) -> CertificateBundle | None:
+    for bundle in ctx.bundles.values():
+        if bundle.fingerprint == fingerprint:
+            return bundle
+    return None
