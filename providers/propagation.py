@@ -6,10 +6,18 @@ authoritative servers. So: query every authoritative server (UDP, TCP on truncat
 returns every expected value, polling at a short interval that grows (0.2 s → 2 s), against a
 deadline, watching the stop event. No fixed sleeps. A server that answers SERVFAIL, REFUSED or
 nothing is asked again; only the deadline ends the wait.
+
+Addresses this host cannot reach are skipped, not waited for: on an IPv4-only host (most ECS
+instances) the AAAA addresses of the zone's nameservers can never answer. "Cannot reach" is
+decided by the kernel, synchronously, when the query is sent (``UNREACHABLE_ERRNOS``: no route,
+host unreachable, address family unavailable, no source address) — never from a timeout, which
+may be packet loss. Each nameserver *name* still needs at least one address that answers, and
+every address not skipped must answer.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import socket
@@ -34,6 +42,14 @@ FIRST_INTERVAL = 0.2
 MAX_INTERVAL = 0.5  # a UDP query per nameserver: cheap, and it bounds the overhead beyond the real delay
 GROWTH = 1.5
 QUERY_TIMEOUT = 2.0
+#: OSError numbers from creating the socket or sending the query that mean "this host has no
+#: way to that address" (Linux: ENETUNREACH without a route, e.g. no IPv6 default route;
+#: EAFNOSUPPORT when IPv6 is disabled at boot; EHOSTUNREACH for an unreachable route or failed
+#: neighbour discovery; EADDRNOTAVAIL when no source address of the family exists). Anything
+#: else (timeouts, ECONNREFUSED on the TCP fallback) is a server that may answer later.
+UNREACHABLE_ERRNOS = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EAFNOSUPPORT,
+                                errno.EADDRNOTAVAIL})
+UNREACHABLE = "unreachable"  # status prefix returned by query_txt for those
 
 
 @dataclass(frozen=True)
@@ -129,7 +145,8 @@ def _addresses(host: str) -> list[str]:
 
 def query_txt(fqdn: str, server: Nameserver, timeout: float) -> tuple[str, set[str]]:
     """Ask ``server`` for TXT at ``fqdn`` without recursion. Returns (status, values): status
-    is ``NOERROR``, ``NXDOMAIN``, another rcode name, or ``timeout``/``error: …``."""
+    is ``NOERROR``, ``NXDOMAIN``, another rcode name, ``timeout``, ``unreachable: <ERRNO>``
+    (this host cannot send there: see UNREACHABLE_ERRNOS) or ``error: …``."""
     qname = dns.name.from_text(fqdn)
     query = dns.message.make_query(qname, dns.rdatatype.TXT)
     query.flags &= ~dns.flags.RD
@@ -138,7 +155,11 @@ def query_txt(fqdn: str, server: Nameserver, timeout: float) -> tuple[str, set[s
                                                      port=server.port)
     except dns.exception.Timeout:
         return "timeout", set()
-    except (OSError, dns.exception.DNSException) as exc:
+    except OSError as exc:
+        if exc.errno in UNREACHABLE_ERRNOS:
+            return f"{UNREACHABLE}: {errno.errorcode.get(exc.errno, exc.errno)}", set()
+        return f"error: {type(exc).__name__}", set()
+    except dns.exception.DNSException as exc:
         return f"error: {type(exc).__name__}", set()
     rcode = response.rcode()
     values: set[str] = set()
@@ -157,9 +178,12 @@ def wait_for_txt(expected: Mapping[str, Collection[str]],
                  query: Callable[[str, Nameserver, float], tuple[str, set[str]]] = query_txt,
                  sleep: Callable[[float], None] | None = None) -> float:
     """Return when, for every ``fqdn`` in ``expected``, every server in ``servers[fqdn]``
-    answers TXT with all the expected values (others may be there too). Returns the seconds
-    it took. Raises ProviderError (message starting with ``prefix``) at ``deadline``
-    (a ``clock()`` value) or when ``stop`` is set, naming what was still missing."""
+    answers TXT with all the expected values (others may be there too), except addresses this
+    host cannot reach (``query`` says ``unreachable``): those are skipped, logged once, as long
+    as every nameserver name (``Nameserver.label``) keeps at least one address. Returns the
+    seconds it took. Raises ProviderError (message starting with ``prefix``) at ``deadline``
+    (a ``clock()`` value), when ``stop`` is set, naming what was still missing, or at once when
+    no address of some nameserver name is reachable."""
     start = clock()
     pending: dict[tuple[str, Nameserver], str] = {}
     for fqdn in expected:
@@ -169,13 +193,19 @@ def wait_for_txt(expected: Mapping[str, Collection[str]],
             pending[(fqdn, ns)] = "not asked yet"
     wanted = {fqdn: {str(v) for v in values} for fqdn, values in expected.items()}
     all_servers = {ns for (_, ns) in pending}
+    skipped: dict[Nameserver, str] = {}
     interval = first_interval
     while True:
         for (fqdn, ns) in list(pending):
+            if (fqdn, ns) not in pending:  # skipped while this round ran
+                continue
             remaining = deadline - clock()
             if remaining <= 0:
                 break
             status, values = query(fqdn, ns, max(0.05, min(QUERY_TIMEOUT, remaining)))
+            if status.startswith(UNREACHABLE):
+                _skip(ns, status, pending, skipped, servers, log=log, prefix=prefix)
+                continue
             missing = wanted[fqdn] - values
             if status == "NOERROR" and not missing:
                 del pending[(fqdn, ns)]
@@ -185,7 +215,8 @@ def wait_for_txt(expected: Mapping[str, Collection[str]],
                                        if status in ("NOERROR", "NXDOMAIN") else status)
         if not pending:
             elapsed = clock() - start
-            log.info("%s: propagated to %d nameservers in %.2f s", prefix, len(all_servers), elapsed)
+            log.info("%s: propagated to %d nameservers in %.2f s", prefix,
+                     len(all_servers) - len(skipped), elapsed)
             return elapsed
         now = clock()
         if now >= deadline:
@@ -206,6 +237,26 @@ def wait_for_txt(expected: Mapping[str, Collection[str]],
             _sleep_until(clock, now + pause)
         if stop is not None and stop.is_set():
             raise ProviderError(f"{prefix}: waiting for propagation cancelled (shutting down)",
+                                retryable=True)
+
+
+def _skip(ns: Nameserver, status: str, pending: dict[tuple[str, Nameserver], str],
+          skipped: dict[Nameserver, str], servers: Mapping[str, Sequence[Nameserver]], *,
+          log: logging.Logger, prefix: str) -> None:
+    """Stop waiting for ``ns`` (this host cannot reach it); raise if that leaves a nameserver
+    name of some record without any address."""
+    skipped[ns] = status
+    for key in [k for k in pending if k[1] == ns]:
+        del pending[key]
+    log.info("%s: not checking nameserver %s: %s from this host (no route or address family)",
+             prefix, ns, status.partition(": ")[2] or status)
+    for fqdn, group in servers.items():
+        name = ns.label or ns.address
+        same = [s for s in group if (s.label or s.address) == name]
+        if same and all(s in skipped for s in same):
+            tried = ", ".join(f"{s}: {skipped[s].partition(': ')[2]}" for s in same)
+            raise ProviderError(f"{prefix}: no address of nameserver {name} is reachable from "
+                                f"this host, so {fqdn} cannot be checked there ({tried})",
                                 retryable=True)
 
 

@@ -129,3 +129,78 @@ def test_logs_propagation_time(caplog):
         wait_for_txt({"a.example.com": {"v1", "v2"}}, {"a.example.com": [Nameserver("192.0.2.1")]},
                      200.0, log=LOG, clock=w.clock, query=w.query, sleep=w.sleep, prefix="alidns")
     assert any("propagated to 1 nameservers in" in r.getMessage() for r in caplog.records)
+
+
+# --------------------------------------------------------------------------- unreachable addresses
+
+
+def _unreachable_world(unreachable):
+    w = World()
+
+    def query(fqdn, ns, timeout):
+        w.queries.append((w.now, fqdn, ns.address))
+        if ns.address in unreachable:
+            return "unreachable: ENETUNREACH", set()
+        if ns.address in w.flaky:
+            w.now += timeout
+            return "timeout", set()
+        return "NOERROR", {"v1"}
+    return w, query
+
+
+def test_unreachable_addresses_are_skipped_once_logged(caplog):
+    w, query = _unreachable_world({"2001:db8::1", "2001:db8::2"})
+    ns = [Nameserver("192.0.2.1", label="ns1.test"), Nameserver("2001:db8::1", label="ns1.test"),
+          Nameserver("192.0.2.2", label="ns2.test"), Nameserver("2001:db8::2", label="ns2.test")]
+    with caplog.at_level(logging.INFO, logger="test.propagation"):
+        wait_for_txt({"a.example.com": {"v1"}, "b.example.com": {"v1"}},
+                     {"a.example.com": ns, "b.example.com": ns}, 200.0, log=LOG, clock=w.clock,
+                     query=query, sleep=w.sleep, prefix="alidns")
+    asked_v6 = [a for _, _, a in w.queries if ":" in a]
+    assert sorted(asked_v6) == ["2001:db8::1", "2001:db8::2"]  # each asked once, then skipped
+    skipped = [r.getMessage() for r in caplog.records if "not checking nameserver" in r.getMessage()]
+    assert len(skipped) == 2 and all("ENETUNREACH" in m for m in skipped)
+    assert any("propagated to 2 nameservers" in r.getMessage() for r in caplog.records)
+
+
+def test_every_reachable_address_is_still_required():
+    w, query = _unreachable_world({"2001:db8::1"})
+    w.flaky = {"192.0.2.9"}
+    ns = [Nameserver("192.0.2.1", label="ns1.test"), Nameserver("192.0.2.9", label="ns1.test"),
+          Nameserver("2001:db8::1", label="ns1.test")]
+    with pytest.raises(ProviderError, match="192.0.2.9.*timeout"):
+        wait_for_txt({"a.example.com": {"v1"}}, {"a.example.com": ns}, 110.0, log=LOG,
+                     clock=w.clock, query=query, sleep=w.sleep, prefix="alidns")
+
+
+def test_a_name_without_any_reachable_address_fails_at_once():
+    w, query = _unreachable_world({"2001:db8::1", "2001:db8::2"})
+    ns = [Nameserver("192.0.2.1", label="ns1.test"), Nameserver("2001:db8::1", label="ns2.test"),
+          Nameserver("2001:db8::2", label="ns2.test")]
+    with pytest.raises(ProviderError) as info:
+        wait_for_txt({"a.example.com": {"v1"}}, {"a.example.com": ns}, 1e9, log=LOG,
+                     clock=w.clock, query=query, sleep=w.sleep, prefix="alidns")
+    msg = str(info.value)
+    assert msg.startswith("alidns: no address of nameserver ns2.test is reachable")
+    assert "2001:db8::1" in msg and "2001:db8::2" in msg and w.now < 101
+
+
+def test_query_txt_reports_unreachable_from_the_kernel(monkeypatch):
+    """query_txt turns the kernel's synchronous refusals into ``unreachable``, and nothing else."""
+    import errno
+
+    import dns.query
+
+    from providers.propagation import query_txt
+
+    def refuse(code):
+        def udp(*a, **kw):
+            raise OSError(code, "refused by test")
+        return udp
+
+    for code, expect in [(errno.ENETUNREACH, "unreachable: ENETUNREACH"),
+                         (errno.EAFNOSUPPORT, "unreachable: EAFNOSUPPORT"),
+                         (errno.EHOSTUNREACH, "unreachable: EHOSTUNREACH"),
+                         (errno.ECONNREFUSED, "error: ConnectionRefusedError")]:
+        monkeypatch.setattr(dns.query, "udp_with_fallback", refuse(code))
+        assert query_txt("a.example.com", Nameserver("2001:db8::1"), 1.0)[0] == expect
