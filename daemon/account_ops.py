@@ -16,6 +16,7 @@ from daemon.keys import (
     certificate_info,
     generate_private_key,
     key_type_of,
+    load_private_key,
     private_key_to_pem,
 )
 from daemon.state import StateStore
@@ -115,14 +116,24 @@ def run_revoke(config: Config, name: str, reason: int) -> int:
         print(f"alicertd: revoke: {name} has no current certificate in {config.state_dir}", file=sys.stderr)
         return 1
     keeper = AccountKeeper(config, store)
+    der = certificate_der(current.fullchain_pem)
     with store.lock(config.runtime.lock_timeout):
-        client = keeper.client(keeper.load_key(create=False) or generate_private_key("ec256"))
-        keeper.ensure_account(client)
-        client.revoke_certificate(certificate_der(current.fullchain_pem), reason)
+        account_key = keeper.load_key(create=False)
+        if account_key is None:
+            # No account in this state dir: the certificate's own key signs the request (RFC
+            # 8555 §7.6), so no throwaway account is registered at the CA for it.
+            cert_key = load_private_key(current.key_pem)
+            with keeper.client(cert_key) as client:
+                revoked_now = client.revoke_certificate(der, reason, key=cert_key)
+        else:
+            client = keeper.client(account_key)
+            keeper.ensure_account(client)
+            revoked_now = client.revoke_certificate(der, reason)
         info = certificate_info(current.fullchain_pem)
         runtime = store.read_runtime(name)
         runtime.update(revoked_serial=info.serial, last_result="revoked",
                        last_error=f"serial {info.serial} was revoked; the next cycle issues a new one")
         store.write_runtime(name, runtime)
-    sys.stdout.write(render_table(["certificate", "serial", "result"], [[name, info.serial, "revoked"]]))
+    result = "revoked" if revoked_now else "already revoked"
+    sys.stdout.write(render_table(["certificate", "serial", "result"], [[name, info.serial, result]]))
     return 0

@@ -37,7 +37,8 @@ def issue_all(cycle: Cycle, due: list[CertificateConfig], result: CycleResult,
         try:
             previous = stored.get(cert.name)
             dns = cycle.provider(cycle.config.dns.provider)
-            new = cycle.issuer().issue(cert, dns, previous.fullchain_pem if previous else None)
+            new = cycle.issuer().issue(cert, dns, previous.fullchain_pem if previous else None,
+                                       previous.meta if previous else None)
             stored[cert.name] = cycle.store.read_certificate(cert.name)
             outcome.action = "issued"
             outcome.serial, outcome.not_after = new.serial, new.not_after

@@ -9,14 +9,18 @@ is reused by the next attempt and removed once the certificate is committed.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from daemon.acme.account import client_for, ensure_account
 from daemon.acme.client import AcmeClient
-from daemon.acme.issue import issue_certificate
+from daemon.acme.issue import Dns01Record, issue_certificate
 from daemon.acme.problems import AccountDoesNotExist
 from daemon.config import CertificateConfig, Config
 from daemon.keys import (
@@ -27,7 +31,7 @@ from daemon.keys import (
     load_private_key,
     private_key_to_pem,
 )
-from daemon.state import StateCorrupt, StateStore
+from daemon.state import StateCorrupt, StateStore, atomic_write, check_name
 
 log = logging.getLogger("alicertd")
 
@@ -145,6 +149,9 @@ class Issuer:
             with self._lock:
                 if self._url is None:
                     self._url = self.keeper.ensure_account(client)
+                    # A recovered rollover swapped this client's key: every thread signs with it.
+                    self._key = client.account_key
+                client.account_key = self._key
             client.account_url = self._url
         return client
 
@@ -160,29 +167,59 @@ class Issuer:
         wait = min(max(wait, ARI_MIN_RETRY), ARI_MAX_RETRY)
         return info.start, info.end, datetime.now(UTC) + timedelta(seconds=wait), info.explanation_url
 
-    def issue(self, cert: CertificateConfig, dns, previous_fullchain: str | None) -> NewCertificate:
+    def issue(self, cert: CertificateConfig, dns, previous_fullchain: str | None,
+              previous_meta: dict | None = None) -> NewCertificate:
         client = self._client(with_account=True)
         key = self._pending_key(cert)
-        replaces = None
-        if previous_fullchain and client.directory.renewal_info:
-            try:
-                replaces = ari_cert_id(previous_fullchain)
-            except Exception:  # noqa: BLE001 - an unparsable old chain just means no "replaces"
-                replaces = None
+        replaces = self._replaces(client, previous_fullchain, previous_meta or {})
         clog = logging.LoggerAdapter(log, {"certificate": cert.name})
-        issued = issue_certificate(client, list(cert.domains), key, dns, profile=self.config.acme.profile,
+        resume = self._pending_order(cert, client)
+
+        def remember(order_url: str) -> None:
+            # Before finalize: a crash from here on leaves an order the CA may complete, and
+            # the next attempt must pick it up rather than re-order (a second ``replaces`` of
+            # the same certificate is refused as alreadyReplaced).
+            write_pending_order(self.store, cert.name, {"url": order_url, "directory": self.config.acme.directory,
+                                                       "account": self._url})
+
+        issued = issue_certificate(client, list(cert.domains), key, DnsSolver(dns), profile=self.config.acme.profile,
                                    replaces=replaces, preferred_chain=self.config.acme.preferred_chain,
-                                   deadline_seconds=self.config.dns.propagation_timeout + 300, log=clog)
+                                   deadline_seconds=self.config.dns.propagation_timeout + 300, log=clog,
+                                   resume_order=resume, on_order=remember)
         info = issued.cert_info
         meta = {"serial": info.serial, "not_before": info.not_before.isoformat(),
                 "not_after": info.not_after.isoformat(), "domains": list(cert.domains),
                 "key_type": cert.key_type, "issuer": info.issuer, "fingerprint": info.fingerprint,
                 "order_url": issued.order_url, "directory": self.config.acme.directory,
+                "account_url": self._url,
                 "issued_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
         self.store.commit_certificate(cert.name, info.serial, private_key_to_pem(key), issued.fullchain_pem,
                                       meta)
+        clear_pending_order(self.store, cert.name)
         self.store.clear_pending_key(cert.name)
         return NewCertificate(serial=info.serial, not_after=info.not_after)
+
+    def _replaces(self, client: AcmeClient, previous_fullchain: str | None, meta: dict) -> str | None:
+        """The ARI id for ``replaces`` (RFC 9773 §5), only for a certificate this CA issued to
+        this account: after a change of CA or account the CA cannot match it and may refuse."""
+        if not previous_fullchain or not client.directory.renewal_info:
+            return None
+        if meta.get("directory") != self.config.acme.directory:
+            return None
+        if meta.get("account_url") and meta["account_url"] != self._url:
+            return None
+        try:
+            return ari_cert_id(previous_fullchain)
+        except Exception:  # noqa: BLE001 - an unparsable old chain just means no "replaces"
+            return None
+
+    def _pending_order(self, cert: CertificateConfig, client: AcmeClient) -> str | None:
+        """The order URL an interrupted attempt recorded, if it is for this CA and account."""
+        data = read_pending_order(self.store, cert.name) or {}
+        if data.get("url") and data.get("directory") == self.config.acme.directory \
+                and data.get("account") == self._url:
+            return str(data["url"])
+        return None
 
     def _pending_key(self, cert: CertificateConfig):
         """The key for a new order: the one a crashed attempt left (so a certificate the CA
@@ -202,3 +239,44 @@ class Issuer:
         self.store.write_pending_key(cert.name, private_key_to_pem(key).encode("ascii"))
         return key
 
+
+def _pending_order_path(store: StateStore, name: str) -> Path:
+    return store.root / "pending" / f"{check_name(name)}.order.json"
+
+
+def read_pending_order(store: StateStore, name: str) -> dict | None:
+    """The order an interrupted attempt recorded before finalize (``pending/NAME.order.json``).
+    Unreadable counts as absent: it is only a shortcut, a new order is always possible."""
+    try:
+        data = json.loads(_pending_order_path(store, name).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_pending_order(store: StateStore, name: str, data: dict) -> None:
+    atomic_write(_pending_order_path(store, name), json.dumps(data, sort_keys=True).encode())
+
+
+def clear_pending_order(store: StateStore, name: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(_pending_order_path(store, name))
+
+
+class DnsSolver:
+    """The ACME side's dns-01 records turned into the DNS plugin's challenges: the ACME package
+    imports nothing from ``providers``; this is the one place the two meet."""
+
+    def __init__(self, dns):
+        self.dns = dns
+
+    def present(self, records: list[Dns01Record]):
+        from providers.base import DnsChallenge
+        return self.dns.present([DnsChallenge(domain=r.domain, record_name=r.record_name, value=r.value)
+                                 for r in records])
+
+    def wait(self, handle, deadline: float) -> None:
+        self.dns.wait(handle, deadline)
+
+    def cleanup(self, handle) -> None:
+        self.dns.cleanup(handle)

@@ -7,9 +7,11 @@ It has its own lock (not the world lock) because it is written after the world l
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from collections import Counter, deque
+from collections.abc import Callable, Iterator
 
 REDACTED = ("SSLPri", "CertificatePrivateKey", "SecurityToken", "Signature", "PrivateKey", "Key")
 # Common parameters that say nothing about the call itself; left out of ``params``.
@@ -54,3 +56,60 @@ class CallLog:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+# --------------------------------------------------------------------------- exchanges (tests)
+#
+# The call log keeps no response bodies and drops the common parameters. The conformance tests
+# (tests/conformance) need both, for every call any sandbox in the process answers, so each
+# answered RPC call is also offered to the listeners registered here: nothing is built or kept
+# while nobody listens. Secret values are replaced by ``***`` (names are what is checked).
+
+SECRET_FIELDS = frozenset(REDACTED) | {"AccessKeySecret", "EncryptPrivateKey", "SignPrivateKey"}
+_listeners: list[Callable[[dict], None]] = []
+_listeners_lock = threading.Lock()
+
+
+def _redact_body(value):
+    if isinstance(value, dict):
+        return {k: "***" if k in SECRET_FIELDS and isinstance(v, str) else _redact_body(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_body(v) for v in value]
+    return value
+
+
+def listening() -> bool:
+    return bool(_listeners)
+
+
+def publish_exchange(product: str, version: str, action: str, method: str, status: int,
+                     params: dict[str, str], body: dict | None, fault: str | None) -> None:
+    """Offer one answered RPC call to every listener (see :func:`capture_exchanges`)."""
+    with _listeners_lock:
+        listeners = list(_listeners)
+    if not listeners:
+        return
+    record = {"product": product, "version": version, "action": action, "method": method,
+              "status": status, "fault": fault,
+              "params": {k: "***" if k in SECRET_FIELDS else v for k, v in params.items()},
+              "body": _redact_body(body)}
+    for listener in listeners:
+        with contextlib.suppress(Exception):
+            listener(dict(record))
+
+
+@contextlib.contextmanager
+def capture_exchanges() -> Iterator[list[dict]]:
+    """``with capture_exchanges() as got:`` collects every RPC exchange any sandbox in this
+    process answers meanwhile: product, version, action, method, status, fault, all request
+    params (common ones included) and the parsed response body (``None`` if not JSON)."""
+    got: list[dict] = []
+    listener = got.append
+    with _listeners_lock:
+        _listeners.append(listener)
+    try:
+        yield got
+    finally:
+        with _listeners_lock:
+            _listeners.remove(listener)

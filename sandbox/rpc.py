@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from . import admin, metadata
+from . import admin, calllog, metadata
 from .auth import authenticate, authorize
 from .calllog import redact_params
 from .errors import ApiError, error_body, missing_common, new_request_id
@@ -131,6 +131,19 @@ def handle_rpc(sb, method: str, params: dict[str, str]) -> Outcome:
             entry["dropped"] = True
         entry["duration_ms"] = round((time.time() - arrived) * 1000, 2)
         sb.record_call(entry)
+        if calllog.listening():
+            _publish(entry, params, outcome)
+
+
+def _publish(entry: dict, params: dict[str, str], outcome: Outcome) -> None:
+    """Hand the exchange to the test listeners of :mod:`sandbox.calllog` (none in production)."""
+    try:
+        body = json.loads(outcome.body) if outcome.body and not outcome.drop else None
+    except ValueError:
+        body = None
+    calllog.publish_exchange(entry["product"], entry["version"], entry["action"], entry["method"],
+                             entry["status"] or 0, params, body if isinstance(body, dict) else None,
+                             entry["fault"])
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -22,7 +22,15 @@ from cryptography import x509
 
 from daemon.acme import jws
 from daemon.acme.directory import Directory, fetch_directory
-from daemon.acme.problems import AcmeError, AcmeProtocolError, AcmeTimeout, problem_from_json
+from daemon.acme.problems import (
+    AcmeError,
+    AcmeProtocolError,
+    AcmeTimeout,
+    AcmeUnreachable,
+    AlreadyRevoked,
+    OrderNotReady,
+    problem_from_json,
+)
 from daemon.acme.transport import PEM_CHAIN, Response, Transport
 from daemon.keys import PrivateKey, ari_cert_id, split_pem_chain
 
@@ -31,6 +39,7 @@ log = logging.getLogger(__name__)
 # Seconds between polls when the server sends no Retry-After: front-loaded (Pebble and Let's
 # Encrypt usually validate within a second), then settling at the last value.
 POLL_INTERVALS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 3.0, 5.0)
+MIN_POLL_WAIT = 0.05  # seconds: the floor under every poll wait, whatever Retry-After says
 
 # RFC 5280 §5.3.1 revocation reasons ACME accepts (RFC 8555 §7.6).
 REVOCATION_REASONS = {
@@ -244,7 +253,7 @@ class AcmeClient:
         account_url = self._kid()
         inner = jws.sign(new_key, {"account": account_url, "oldKey": jws.jwk(self.account_key)},
                          url=url, nonce=None, kid=None)
-        response = self._post(url, inner)
+        response = self._post(url, inner, retry=False)
         self.account_key = new_key
         try:
             return self.account_info()
@@ -295,9 +304,26 @@ class AcmeClient:
                           deadline, f"order {url}")
 
     def finalize(self, order: Order, csr_der: bytes) -> Order:
-        """Send the CSR (§7.4). The order is then ``processing`` or already ``valid``."""
-        response = self._post(order.finalize, {"csr": jws.b64url(csr_der)})
-        return _order(order.url, response)
+        """Send the CSR (§7.4). The order is then ``processing`` or already ``valid``.
+
+        Never sent twice blindly: when the answer is lost (a timeout, a dropped connection, a
+        5xx) or the CA says ``orderNotReady``, the order is read back (POST-as-GET). Processing
+        or valid means the CA took the CSR; still ``ready`` means it did not, and only then is
+        the CSR sent once more."""
+        payload = {"csr": jws.b64url(csr_der)}
+        for attempt in range(2):
+            try:
+                return _order(order.url, self._post(order.finalize, payload, retry=False))
+            except AcmeError as exc:
+                if not (_maybe_processed(exc) or isinstance(exc, OrderNotReady)):
+                    raise
+                log.info("finalize of %s: %s; reading the order back", order.url, exc)
+                current = self.get_order(order.url)
+                if current.status in ("processing", "valid"):
+                    return current
+                if current.status != "ready" or attempt == 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def download_certificate(self, url: str) -> CertificateChain:
         """POST-as-GET the certificate chain (§7.4.2), with the URLs of alternate chains."""
@@ -317,17 +343,26 @@ class AcmeClient:
     # ------------------------------------------------------------------ §7.6 revocation
 
     def revoke_certificate(self, cert_der: bytes, reason: int | str | None = None,
-                           key: PrivateKey | None = None) -> None:
+                           key: PrivateKey | None = None) -> bool:
         """revokeCert. Signed by the account (``kid``) or, with ``key``, by the certificate's
-        own key (``jwk``), which works even without the account that ordered it."""
+        own key (``jwk``), which works even without the account that ordered it. Returns True
+        when this request revoked it, False when it was already revoked (``alreadyRevoked``,
+        e.g. the answer to an earlier attempt was lost): both mean "revoked"."""
         payload: dict[str, Any] = {"certificate": jws.b64url(cert_der)}
         if reason is not None:
             payload["reason"] = REVOCATION_REASONS[reason] if isinstance(reason, str) else int(reason)
         url = self.directory.revoke_cert
-        if key is None:
-            self._post(url, payload)
-        else:
-            self.transport.post(url, payload, key=key, kid=None)
+        try:
+            if key is None:
+                self._post(url, payload)
+            else:
+                self.transport.post(url, payload, key=key, kid=None)
+        except AlreadyRevoked:
+            # A retried revocation (the first answer was lost) or one done elsewhere: the
+            # certificate is revoked, which is what was asked.
+            log.info("certificate already revoked at %s", url)
+            return False
+        return True
 
     # ------------------------------------------------------------------ RFC 9773 ARI
 
@@ -357,10 +392,11 @@ class AcmeClient:
             raise AcmeError("no ACME account URL known: register or find the account first")
         return self.account_url
 
-    def _post(self, url: str, payload: Any, *, use_kid: bool = True, accept: str | None = None) -> Response:
+    def _post(self, url: str, payload: Any, *, use_kid: bool = True, accept: str | None = None,
+              retry: bool = True) -> Response:
         _ = self.directory  # the transport needs newNonce
         kid = self._kid() if use_kid else None
-        return self.transport.post(url, payload, key=self.account_key, kid=kid, accept=accept)
+        return self.transport.post(url, payload, key=self.account_key, kid=kid, accept=accept, retry=retry)
 
     def _fetch(self, url: str, parse: Callable[[str, Response], Any]) -> tuple[Any, Response]:
         response = self._post(url, None)
@@ -378,9 +414,19 @@ class AcmeClient:
             if now >= deadline:
                 raise AcmeTimeout(f"{what} is still {resource.status} at the deadline")
             step = self.poll_intervals[min(attempt, len(self.poll_intervals) - 1)]
-            delay = response.retry_after if response.retry_after is not None else step
+            # Retry-After may lengthen our wait, never shorten it below the schedule: a
+            # "Retry-After: 0" (or a date in the past) must not turn the poll into a busy loop.
+            delay = max(step, MIN_POLL_WAIT, response.retry_after or 0.0)
             self.sleep(max(0.0, min(delay, deadline - now)))
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _maybe_processed(exc: AcmeError) -> bool:
+    """The request may have been acted on although we got no answer: a timeout or a dropped
+    connection after sending, or a 5xx (the CA may fail after committing)."""
+    if isinstance(exc, AcmeUnreachable):
+        return not exc.unsent
+    return (exc.status or 0) >= 500
 
 
 # ----------------------------------------------------------------------------- parsing

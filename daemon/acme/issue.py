@@ -8,23 +8,32 @@ satisfies it): every challenge is presented at once, then one ``wait``, then ``c
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from daemon.acme import jws
-from daemon.acme.client import AcmeClient, Authorization, CertificateChain, Challenge
-from daemon.acme.problems import AcmeError, AcmeProtocolError
+from daemon.acme.client import AcmeClient, Authorization, CertificateChain, Challenge, Order
+from daemon.acme.problems import AcmeError, AcmeProtocolError, AcmeUnreachable
 from daemon.keys import CertInfo, PrivateKey, build_csr, certificate_info, key_matches_certificate
-from providers.base import DnsChallenge
 
 DEFAULT_DEADLINE = 900.0  # seconds for one issuance, DNS propagation included
 
 
-class ChallengeSolver(Protocol):
-    """The part of ``providers.base.DnsProvider`` issuance needs."""
+@dataclass(frozen=True)
+class Dns01Record:
+    """One TXT record a dns-01 challenge needs (RFC 8555 §8.4). The caller (daemon.issuer)
+    turns these into its DNS plugin's values: the ACME package knows nothing of providers."""
 
-    def present(self, challenges: Sequence[DnsChallenge]) -> object: ...
+    domain: str  # the identifier as ordered (``*.example.com`` for a wildcard)
+    record_name: str  # ``_acme-challenge.example.com``
+    value: str  # base64url(SHA-256(key authorization))
+
+
+class ChallengeSolver(Protocol):
+    """What issuance needs from a DNS-01 solver (daemon.issuer adapts a DNS provider)."""
+
+    def present(self, challenges: Sequence[Dns01Record]) -> object: ...
 
     def wait(self, handle: object, deadline: float) -> None: ...
 
@@ -41,20 +50,45 @@ class IssuedCertificate:
 def issue_certificate(client: AcmeClient, domains: Sequence[str], cert_key: PrivateKey,
                       solver: ChallengeSolver, *, profile: str | None = None, replaces: str | None = None,
                       preferred_chain: str | None = None, deadline_seconds: float = DEFAULT_DEADLINE,
-                      log: logging.Logger | None = None) -> IssuedCertificate:
+                      log: logging.Logger | logging.LoggerAdapter | None = None,
+                      resume_order: str | None = None,
+                      on_order: Callable[[str], None] | None = None) -> IssuedCertificate:
     """Order a certificate for ``domains`` (wildcards allowed) and return the chain.
 
-    ``replaces``: the ARI id of the certificate being renewed. ``preferred_chain``: the issuer
-    CN of the root the chain should lead to, when the CA offers alternates. On failure the
-    authorizations still pending are deactivated (best effort) and the typed AcmeError is
-    raised, carrying the CA's problem (identifier, subproblems) and ``order_url``.
+    ``replaces``: the ARI id of the certificate being renewed; when the CA rejects the order
+    because of it (``alreadyReplaced`` after a crash past finalize, or any other refusal of an
+    order that carried it), the order is placed once more without it: ``replaces`` is a hint
+    for the CA's rate limits, never worth a certificate that cannot be renewed.
+    ``resume_order``: the URL of an order a crashed attempt left (see ``on_order``); it is read
+    back and continued (valid: download; processing: wait; ready: finalize; pending: answer)
+    when it is for the same names and usable, else a new order is placed. ``on_order`` is
+    called with the URL of a new order before anything is finalized, so that the caller can
+    remember it. ``preferred_chain``: the issuer CN of the root the chain should lead to, when
+    the CA offers alternates. On failure the authorizations still pending are deactivated
+    (best effort) and the typed AcmeError is raised, carrying the CA's problem (identifier,
+    subproblems) and ``order_url``.
     """
     log = log or logging.getLogger(__name__)
     deadline = client.clock() + deadline_seconds
-    order = client.new_order(domains, replaces=replaces, profile=profile)
-    log.info("order %s for %s", order.url, ", ".join(domains))
+    order = _resume(client, resume_order, domains, log) if resume_order else None
+    if order is None:
+        order = _new_order(client, domains, replaces, profile, log)
+        log.info("order %s for %s", order.url, ", ".join(domains))
+        if on_order is not None:
+            on_order(order.url)
     pending: dict[str, Authorization] = {}  # authorization URL -> authz we still owe an answer
     try:
+        if order.status in ("processing", "valid"):
+            # Finalized by an attempt that did not live to store the result: pick it up.
+            if order.status == "processing":
+                order = client.poll_order(order, deadline)
+            chain = _download(client, order, preferred_chain, log)
+            if key_matches_certificate(cert_key, chain.pem):
+                return _issued(chain, order, log)
+            log.warning("order %s was finalized with another key; ordering again", order.url)
+            order = _new_order(client, domains, None, profile, log)
+            if on_order is not None:
+                on_order(order.url)
         # §7.5: an authorization may already be valid (reused); only the pending ones need us.
         for authz in (client.get_authorization(url) for url in order.authorizations):
             if authz.status == "pending":
@@ -89,10 +123,7 @@ def issue_certificate(client: AcmeClient, domains: Sequence[str], cert_key: Priv
         order = client.finalize(order, csr)
         if order.status == "processing":
             order = client.poll_order(order, deadline)
-        if order.status != "valid" or not order.certificate:
-            raise _order_failed(order.error, order.url, order.status)
-
-        chain = _choose_chain(client, client.download_certificate(order.certificate), preferred_chain, log)
+        chain = _download(client, order, preferred_chain, log)
     except Exception as exc:  # not on KeyboardInterrupt/SystemExit: then only cleanup (above) runs
         if isinstance(exc, AcmeError) and exc.order_url is None:
             exc.order_url = order.url
@@ -101,17 +132,55 @@ def issue_certificate(client: AcmeClient, domains: Sequence[str], cert_key: Priv
 
     if not key_matches_certificate(cert_key, chain.pem):
         raise AcmeProtocolError("the issued certificate does not certify our key", url=chain.url)
+    return _issued(chain, order, log)
+
+
+def _issued(chain: CertificateChain, order: Order, log) -> IssuedCertificate:
     info = certificate_info(chain.pem)
     log.info("issued %s serial %s, valid until %s", order.url, info.serial, info.not_after.isoformat())
     return IssuedCertificate(fullchain_pem=chain.pem, cert_info=info, order_url=order.url)
 
 
-def _dns_record(authz: Authorization, challenge: Challenge, account_key: PrivateKey) -> DnsChallenge:
+def _download(client: AcmeClient, order: Order, preferred_chain: str | None, log) -> CertificateChain:
+    if order.status != "valid" or not order.certificate:
+        raise _order_failed(order.error, order.url, order.status)
+    return _choose_chain(client, client.download_certificate(order.certificate), preferred_chain, log)
+
+
+def _new_order(client: AcmeClient, domains: Sequence[str], replaces: str | None, profile: str | None,
+               log) -> Order:
+    try:
+        return client.new_order(domains, replaces=replaces, profile=profile)
+    except AcmeError as exc:
+        if not replaces or isinstance(exc, AcmeUnreachable):
+            raise
+        # alreadyReplaced (an earlier order for it was finalized: a crash or a lost download),
+        # or a CA that does not know the certificate: the renewal must not depend on it.
+        log.warning("the CA refused an order replacing %s (%s); ordering without 'replaces'", replaces, exc)
+        return client.new_order(domains, replaces=None, profile=profile)
+
+
+def _resume(client: AcmeClient, url: str, domains: Sequence[str], log) -> Order | None:
+    """The order a crashed attempt left, when it can still give us the certificate."""
+    try:
+        order = client.get_order(url)
+    except AcmeError as exc:
+        log.info("the order %s left by an interrupted attempt cannot be read (%s); ordering again", url, exc)
+        return None
+    if {i.value.lower() for i in order.identifiers} != {d.lower() for d in domains}:
+        return None
+    if order.status not in ("pending", "ready", "processing", "valid"):
+        return None
+    log.info("picking up order %s (%s) left by an interrupted attempt", url, order.status)
+    return order
+
+
+def _dns_record(authz: Authorization, challenge: Challenge, account_key: PrivateKey) -> Dns01Record:
     """§8.4: TXT at ``_acme-challenge.<name>`` (the wildcard's base name for ``*.name``) holding
     base64url(SHA-256(keyAuthorization))."""
     key_authorization = jws.key_authorization(challenge.token or "", account_key)
-    return DnsChallenge(domain=authz.domain, record_name=f"_acme-challenge.{authz.identifier.value}",
-                        value=jws.dns01_txt_value(key_authorization))
+    return Dns01Record(domain=authz.domain, record_name=f"_acme-challenge.{authz.identifier.value}",
+                       value=jws.dns01_txt_value(key_authorization))
 
 
 def _cleanup(solver: ChallengeSolver, handle: object, log: logging.Logger) -> None:

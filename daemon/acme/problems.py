@@ -84,6 +84,7 @@ class AcmeUnreachable(AcmeError):
 
     acme_type = "unreachable"
     retryable = True
+    unsent = False  # True when the request certainly never reached the server (connect failed)
 
 
 class AcmeTimeout(AcmeError):

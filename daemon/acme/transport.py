@@ -9,7 +9,10 @@ knows what an order is. What it guarantees:
   pool is empty (RFC 8555 §7.2);
 * ``badNonce`` retried at once with a fresh nonce, at most ``max_bad_nonce`` times (§6.5);
 * connection errors and 5xx retried with a bounded, jittered backoff that honours
-  ``Retry-After`` but never sleeps past the deadline;
+  ``Retry-After`` but never sleeps past the deadline — except for a POST the caller marks
+  ``retry=False`` (finalize, revoke, key change): once such a request may have reached the CA
+  (a timeout, a dropped connection, a 5xx) it is never sent again blindly; the caller re-reads
+  the resource instead. Only a connection that was never made is retried for those;
 * every problem document raised as the typed exception of ``problems.PROBLEM_TYPES``, and
   every other surprise as AcmeProtocolError naming the URL and HTTP status;
 * ``round_trips``: a count of HTTP requests made (bench/ reads it).
@@ -157,9 +160,12 @@ class Transport:
         return self._with_retries("GET", url, deadline, lambda: self._send("GET", url))
 
     def post(self, url: str, payload: Any, *, key: PrivateKey, kid: str | None,
-             deadline: float | None = None, accept: str | None = None) -> Response:
+             deadline: float | None = None, accept: str | None = None, retry: bool = True) -> Response:
         """A JWS-signed POST; ``payload`` None is POST-as-GET. Retries badNonce with a fresh
-        nonce, connection errors and 5xx with backoff; raises the typed problem otherwise."""
+        nonce (the CA refused it unprocessed), connection errors and 5xx with backoff; raises
+        the typed problem otherwise. ``retry=False``: a state-changing request that must not
+        be repeated once it may have been processed; then only a connection that could not be
+        made at all is retried, and any other failure is raised for the caller to re-read."""
         bad_nonces = 0
 
         def attempt() -> Response:
@@ -182,7 +188,7 @@ class Transport:
                         self.bad_nonce_retries += 1
                     log.debug("badNonce from %s, retrying with a fresh nonce (%d)", url, bad_nonces)
 
-        return self._with_retries("POST", url, deadline, attempt)
+        return self._with_retries("POST", url, deadline, attempt, unsent_only=not retry and payload is not None)
 
     # ------------------------------------------------------------------ nonces
 
@@ -218,8 +224,9 @@ class Transport:
             error.retryable = False  # a certificate that does not verify will not verify later
             raise error from None
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise AcmeUnreachable(f"cannot reach the ACME server: {_reason(exc)}", url=url,
-                                  method=method) from None
+            error = AcmeUnreachable(f"cannot reach the ACME server: {_reason(exc)}", url=url, method=method)
+            error.unsent = _never_sent(exc)
+            raise error from None
         except requests.RequestException as exc:  # a bad URL and the like: retrying cannot help
             raise AcmeProtocolError(f"request failed: {_reason(exc)}", url=url, method=method) from None
         self._keep_nonce(raw.headers)
@@ -251,10 +258,11 @@ class Transport:
     # ------------------------------------------------------------------ retries
 
     def _with_retries(self, method: str, url: str, deadline: float | None,
-                      attempt: Callable[[], Response]) -> Response:
+                      attempt: Callable[[], Response], *, unsent_only: bool = False) -> Response:
         """Run ``attempt``; on a connection error or a 5xx, wait (jittered backoff, or the
         server's Retry-After) and try again, at most len(backoff) times and never past the
-        deadline (then the last error is raised)."""
+        deadline (then the last error is raised). ``unsent_only``: retry only failures that
+        prove the request never reached the server."""
         if deadline is None:
             deadline = self.clock() + DEFAULT_RETRY_BUDGET
         for retry in range(len(self.backoff) + 1):
@@ -262,6 +270,8 @@ class Transport:
                 return attempt()
             except AcmeError as exc:
                 transient = exc.retryable and (isinstance(exc, AcmeUnreachable) or (exc.status or 0) >= 500)
+                if unsent_only and not getattr(exc, "unsent", False):
+                    transient = False
                 if not transient or retry >= len(self.backoff):
                     raise
                 delay = self.backoff[retry] * (0.5 + self.rng.random())
@@ -272,6 +282,31 @@ class Transport:
                 log.info("%s; retrying %s %s in %.1fs", exc, method, url, delay)
                 self.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True when the request certainly did not reach the server: the TCP connection was
+    refused or timed out before it was made. A read timeout or a connection dropped after
+    sending may have been processed."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if type(cur).__name__ in ("NewConnectionError", "ConnectTimeoutError", "NameResolutionError"):
+            return True
+        for arg in getattr(cur, "args", ()):
+            if isinstance(arg, BaseException) and id(arg) not in seen:
+                cur = arg
+                break
+            reason = getattr(arg, "reason", None)
+            if isinstance(reason, BaseException):
+                cur = reason
+                break
+        else:
+            cur = cur.__cause__ or cur.__context__
+    return "NewConnectionError" in str(exc) or "Connection refused" in str(exc)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

@@ -133,13 +133,21 @@ def _check_conflicts(zone: Zone, new: RecordData, ignore_id: str | None = None) 
                            f"{new.type} cannot share the host record {new.rr!r}.")
 
 
-def _records_page(records: list[RecordData], number: int, size: int) -> dict:
+# DescribeDomainRecords' Record carries these, DescribeSubDomainRecords' does not
+# (alibabacloud-alidns20150109 4.6.1 models: the two ResponseBodyDomainRecordsRecord classes).
+_TIMESTAMPS = ("CreateTimestamp", "UpdateTimestamp")
+
+
+def _records_page(records: list[RecordData], number: int, size: int, *, timestamps: bool) -> dict:
     records = sorted(records, key=lambda r: int(r.record_id))
+    items = [r.to_api() for r in page_of(records, number, size)]
+    if not timestamps:
+        items = [{k: v for k, v in item.items() if k not in _TIMESTAMPS} for item in items]
     return {
         "TotalCount": len(records),
         "PageNumber": number,
         "PageSize": size,
-        "DomainRecords": {"Record": [r.to_api() for r in page_of(records, number, size)]},
+        "DomainRecords": {"Record": items},
     }
 
 
@@ -215,7 +223,7 @@ def describe_domain_records(call: Call) -> dict:
         if status and r.status != status:
             continue
         out.append(r)
-    return _records_page(out, number, size)
+    return _records_page(out, number, size, timestamps=True)
 
 
 def describe_sub_domain_records(call: Call) -> dict:
@@ -231,7 +239,7 @@ def describe_sub_domain_records(call: Call) -> dict:
     line = optional(call, "Line")
     out = [r for r in zone.current.values()
            if r.rr == rr and (rtype is None or r.type == rtype) and (line is None or r.line == line)]
-    return _records_page(out, number, size)
+    return _records_page(out, number, size, timestamps=False)
 
 
 def add_domain_record(call: Call) -> dict:

@@ -123,7 +123,6 @@ def _group_attrs(g: ApiGroup) -> dict:
         "BillingStatus": "NORMAL",
         "IllegalStatus": "NORMAL",
         "TrafficLimit": 500,
-        "Tags": {"TagInfo": []},
     }
 
 
@@ -135,7 +134,7 @@ def describe_api_group(call: Call) -> dict:
         "VpcDomain": "",
         "CustomDomains": {"DomainItem": [
             dict(_domain_fields(d), BindStageName="RELEASE", CustomDomainType="PUBLIC",
-                 WildcardDomainPatterns="", IsHttpRedirectToHttps=False, WssEnable="OFF")
+                 WildcardDomainPatterns="", IsHttpRedirectToHttps=False)
             for d in sorted(g.domains.values(), key=lambda x: x.name)]},
         "StageItems": {"StageInfo": [
             {"StageId": f"{g.group_id}-{s.lower()}", "StageName": s, "Description": ""}
@@ -152,7 +151,10 @@ def describe_api_groups(call: Call) -> dict:
                     key=lambda g: g.group_id)
     groups = [g for g in groups if (gid is None or g.group_id == gid) and name in g.name.lower()]
     return {"TotalCount": len(groups), "PageNumber": number, "PageSize": size,
-            "ApiGroupAttributes": {"ApiGroupAttribute": [_group_attrs(g) for g in page_of(groups, number, size)]}}
+            # DescribeApiGroups' items carry Tags, DescribeApiGroup's body does not
+            # (alibabacloud-cloudapi20160714 4.9.0 models)
+            "ApiGroupAttributes": {"ApiGroupAttribute": [dict(_group_attrs(g), Tags={"TagInfo": []})
+                                                         for g in page_of(groups, number, size)]}}
 
 
 def delete_domain_certificate(call: Call) -> dict:

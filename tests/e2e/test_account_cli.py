@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import stat
 
+from tests.e2e.helpers import pebble_new_accounts
 from tests.support.world import World
 
 
@@ -83,11 +84,42 @@ def test_revoke_then_the_next_run_replaces_it(world: World, tmp_path):
     assert world.pebble.cert_status(first).get("Status", "").lower() == "revoked"
 
     plan = world.cli(config, "--run-now", "--dry-run")
-    assert plan.returncode == 1 and "revoked" in plan.stdout
+    assert plan.returncode == 0 and "revoked" in plan.stdout  # a plan could be made: it says "issue"
     assert world.cli(config, "--run-now").returncode == 0
     second = World.chain_serial(tmp_path / "state", "www")
     assert second != first
     assert world.served_serial("cdn.example.com") == second
+
+
+def test_revoke_twice_is_success_and_recorded(world: World, tmp_path):
+    config = world.write_config(tmp_path, [world.cert("www", ["cdn.example.com"], cdn=["cdn.example.com"])])
+    assert world.cli(config, "--run-now").returncode == 0
+    first = World.chain_serial(tmp_path / "state", "www")
+    assert world.cli(config, "revoke", "www").returncode == 0
+
+    again = world.cli(config, "revoke", "www")  # alreadyRevoked: what a lost first answer looks like
+
+    assert again.returncode == 0, again.stderr
+    assert "already revoked" in again.stdout and first in again.stdout
+    runtime = json.loads((tmp_path / "state" / "runtime" / "www.json").read_text())
+    assert runtime["revoked_serial"] == first
+
+
+def test_revoke_without_an_account_key_signs_with_the_certificate_key(world: World, tmp_path):
+    config = world.write_config(tmp_path, [world.cert("www", ["cdn.example.com"], cdn=["cdn.example.com"])])
+    assert world.cli(config, "--run-now").returncode == 0
+    first = World.chain_serial(tmp_path / "state", "www")
+    account_dir = tmp_path / "state" / "account"
+    for path in account_dir.iterdir():  # a state dir restored without its account
+        path.unlink()
+    accounts_before = pebble_new_accounts(world)
+
+    proc = world.cli(config, "revoke", "www", "--reason", "keyCompromise")
+
+    assert proc.returncode == 0, proc.stderr
+    assert world.pebble.cert_status(first).get("Status", "").lower() == "revoked"
+    assert pebble_new_accounts(world) == accounts_before, "an orphan account was registered to revoke"
+    assert not any(account_dir.iterdir()), "revoking created an account key"
 
 
 def test_revoke_unknown_name(world: World, tmp_path):
