@@ -16,6 +16,7 @@ Routes (GET unless noted; bodies and answers are JSON):
   POST /_admin/cdn/<domain>          {cert_pem, key_pem, cert_name?, rollout?}; cert_pem null = HTTPS off
   /_admin/apigateway   /_admin/apigateway/<region>/<group>/<domain>
   POST /_admin/apigateway/<region>/<group>/<domain>   {cert_pem, key_pem, cert_name?}
+  POST /_admin/apigateway-active/<region>/<group>/<domain>   {active}  false = BOUND (inactive)
   /_admin/calls[?since=T&action=A]   /_admin/calls/counts[?since=T]   DELETE /_admin/calls
   /_admin/faults   POST /_admin/faults {action?, throttle?, ...}   DELETE /_admin/faults[?action=A]
   POST /_admin/dns-delay {delay?, ns2_extra?}
@@ -105,6 +106,8 @@ def _route(sb, method: str, parts: list[str], query: dict, body: dict):
             if method in ("POST", "PUT"):
                 return sb.replace_apigateway_binding(*rest, body.get("cert_pem"), body.get("key_pem"),
                                                      body.get("cert_name"))
+    if head == "apigateway-active" and method == "POST" and len(rest) == 3:
+        return sb.set_apigateway_domain_active(*rest, bool(body["active"]))
     if head == "calls":
         if method == "GET" and not rest:
             return sb.calls(since=_since(query), action=query.get("action"))

@@ -9,7 +9,7 @@ from aliyunsdkcloudapi.request.v20160714.DescribeApiGroupsRequest import Describ
 from aliyunsdkcloudapi.request.v20160714.DescribeDomainRequest import DescribeDomainRequest
 from aliyunsdkcloudapi.request.v20160714.SetDomainCertificateRequest import SetDomainCertificateRequest
 from aliyunsdkcore.client import AcsClient
-from conftest import AK, SECRET, call, call_error, handshake, serial_of
+from conftest import AK, SECRET, call, call_error, handshake, serial_of, wait_until
 
 
 @pytest.fixture
@@ -145,7 +145,7 @@ def test_inactive_domain_is_bound_status_and_serves_nothing(sb, sh, ca):
     req.set_GroupId("abc123")
     assert call(sb, sh, req)["CustomDomains"]["DomainItem"][0]["DomainBindingStatus"] == "BOUND"
     assert handshake(sb, "api.example.com") != serial_of(leaf)
-    assert sb.edge_log()[-1]["served"] == "default"
+    wait_until(lambda: sb.edge_log() and sb.edge_log()[-1]["served"] == "default")
 
     sb.set_apigateway_domain_active("cn-shanghai", "abc123", "api.example.com", True)
     assert describe_domain(sb, sh)["DomainBindingStatus"] == "BINDING"
@@ -163,3 +163,11 @@ def test_rollout_delays_only_the_edge(sb, sh, ca):
     body = describe_domain(sb, sh)
     assert (body["CertificateBody"], body["DomainBindingStatus"]) == (chain, "BINDING")
     assert handshake(sb, "api.example.com", ca.pem) == serial_of(old_leaf)
+
+
+def test_inactive_through_the_admin_api(sb, sh):
+    import requests
+    url = f"{sb.api_url}/_admin/apigateway-active/cn-shanghai/abc123/api.example.com"
+    resp = requests.post(url, json={"active": False}, timeout=5)
+    assert resp.status_code == 200 and resp.json()["status"] == "BOUND"
+    assert describe_domain(sb, sh)["DomainBindingStatus"] == "BOUND"
