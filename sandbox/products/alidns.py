@@ -1,15 +1,19 @@
 """Alidns 2015-01-09: the zones and records of the account.
 
-Behaviour worth knowing (all of it exists to catch client mistakes real Alidns would punish):
+Behaviour worth knowing (all of it exists to catch client mistakes real Alidns would punish;
+each code's source is in docs/aliyun-api-notes.md):
 
 * TTL below the zone's edition minimum (600 on the free edition; fixture ``min_ttl``) fails
-  with ``QuotaExceeded.TTL``, the code and message real users report.
-* An identical RR/Type/Line/Value is ``DomainRecordDuplicate``; also an UpdateDomainRecord that
-  changes nothing (real Alidns does that too). A CNAME next to any other record of the same RR
-  and line is ``DomainRecordConflict``.
+  with ``QuotaExceeded.TTL`` (undocumented, but the code and message seen in real error output).
+* An identical RR/Type/Line/Value is ``DomainRecordDuplicate`` (documented); so is an
+  UpdateDomainRecord that changes nothing (our guess). A CNAME next to any other record of the
+  same RR and line is ``DomainRecordConflict`` (documented; the conflict rule is ours).
 * ``DescribeSubDomainRecords`` without ``DomainName`` looks in the *registrable* domain of
   SubDomain (``x.dev.example.com`` -> ``example.com``), not the longest-matching zone, as the
-  real API does: a client that forgets DomainName misses records in a nested zone.
+  v2 model's SubDomain doc describes: a client that forgets DomainName misses records in a
+  nested zone.
+* Malformed parameters are the documented ``InvalidParameter``; which checks the real service
+  makes is not documented.
 * A record added to a parent zone under a name that a nested zone owns is stored (the API
   accepts it) but never served: DNS answers come from the longest-matching zone.
 """
@@ -19,7 +23,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from ..errors import ApiError
+from ..errors import ApiError, invalid_param
 from ..state import RecordData, World, Zone
 from .base import Call, Product, enum_param, int_param, optional, page_of, paging, required
 
@@ -65,12 +69,12 @@ def _check_rr(rr: str, zone: Zone) -> str:
     if rr != "@":
         ok = bool(_RR_RE.match(rr)) and "*" not in rr[1:]
         if not ok or len(rr) + 1 + len(zone.name) > 253:
-            raise ApiError(400, "InvalidRR.Format", f"The host record (RR) {rr!r} is invalid.")
+            raise invalid_param("RR", f"The host record {rr!r} is malformed.")
     return rr
 
 
 def _check_value(rtype: str, value: str) -> str:
-    bad = ApiError(400, "InvalidValue.Format", f"The record value {value!r} is invalid for type {rtype}.")
+    bad = invalid_param("Value", f"{value!r} is not a valid {rtype} record value.")
     try:
         if rtype == "A":
             return str(ipaddress.IPv4Address(value))
@@ -99,15 +103,14 @@ def _record_from_params(call: Call, zone: Zone, record_id: str, created_ms: int)
     rr = _check_rr(required(call, "RR"), zone)
     rtype = required(call, "Type").upper()
     if rtype not in TYPES:
-        raise ApiError(400, "InvalidType.NotSupported",
-                       f"The record type {rtype!r} is not supported. Valid values: {', '.join(TYPES)}.")
+        raise invalid_param("Type", f"Valid values: {', '.join(TYPES)}.")
     value = _check_value(rtype, required(call, "Value"))
     ttl = int_param(call, "TTL", 600)
     if ttl < zone.min_ttl or ttl > MAX_TTL:
         raise ApiError(400, "QuotaExceeded.TTL",
                        f"The specified TTL is invalid. A valid TTL must be in the range of "
                        f"{zone.min_ttl} to {MAX_TTL}.")
-    line = enum_param(call, "Line", LINES, "default", code="InvalidLine.NotSupported")
+    line = enum_param(call, "Line", LINES, "default")
     priority = int_param(call, "Priority", 10 if rtype == "MX" else None, 1, 50)
     now_ms = int(call.now * 1000)
     return RecordData(record_id=record_id, zone=zone.name, rr=rr, type=rtype, value=value,
@@ -232,8 +235,7 @@ def describe_sub_domain_records(call: Call) -> dict:
     domain = optional(call, "DomainName")
     zone = _zone(call, domain if domain else main_domain(sub))
     if sub != zone.name and not sub.endswith("." + zone.name):
-        raise ApiError(400, "SubDomainInvalid.Value",
-                       f"The subdomain {sub!r} does not belong to the domain {zone.name!r}.")
+        raise invalid_param("SubDomain", f"{sub!r} is not in the domain {zone.name!r}.")
     rr = "@" if sub == zone.name else sub[: -len(zone.name) - 1]
     rtype = (optional(call, "Type") or "").upper() or None
     line = optional(call, "Line")
@@ -281,8 +283,7 @@ def delete_sub_domain_records(call: Call) -> dict:
     rr = required(call, "RR").strip().lower()
     rtype = (optional(call, "Type") or "").upper() or None
     victims = [r for r in zone.current.values() if r.rr == rr and (rtype is None or r.type == rtype)]
-    if not victims:
-        raise ApiError(400, "InvalidRR.NoExist", f"The host record {rr!r} does not exist.")
+    # Matching nothing: no error code is documented for it; answer an empty deletion.
     for r in victims:
         call.world.remove_record(zone, r.record_id, call.now)
     return {"RR": rr, "TotalCount": str(len(victims))}
