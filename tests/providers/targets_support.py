@@ -23,6 +23,8 @@ FIXTURE = {
     ],
     "dcdn_domain": [{"name": "dcdn.example.com"}, {"name": "api.example.com"},
                     {"name": "*.dyn.example.com"}],
+    "esa_site": [{"name": "example.com", "id": 7000001, "plan": "basicplan"},
+                 {"name": "example.org", "id": 7000002, "plan": "basicplan", "cert_quota": 3}],
 }
 
 

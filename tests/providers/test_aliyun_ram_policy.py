@@ -13,6 +13,9 @@ _IMPORT = re.compile(r"from\s+(aliyunsdk\w+)\.request\.v\d+\.(\w+)Request\s+impo
 _COMMON = re.compile(r"CommonRequest\([^)]*action_name\s*=\s*[\"'](\w+)")
 # providers/cas.py builds CommonRequests through _request("<Action>", ...); RAM code yundun-cert
 _CAS = re.compile(r"_request\(\s*\"(\w+)\"")
+# request classes a provider defines itself for actions the legacy SDK package lacks (esa.py):
+# RpcRequest.__init__(self, "<Product>", "<version>", "<Action>"); RAM prefix = product, lower
+_RPC = re.compile(r"RpcRequest\.__init__\(self,\s*\"(\w+)\",\s*\"[\d-]+\",\s*\"(\w+)\"")
 
 
 def used_actions() -> set[str]:
@@ -24,6 +27,7 @@ def used_actions() -> set[str]:
             assert package in PACKAGES, f"{path}: unknown SDK package {package}"
             found.add(f"{PACKAGES[package]}:{action}")
         assert not _COMMON.search(text), f"{path}: CommonRequest: add its action to this test"
+        found.update(f"{product.lower()}:{action}" for product, action in _RPC.findall(text))
         if path.name == "cas.py":
             found.update(f"yundun-cert:{action}" for action in _CAS.findall(text))
     return found
