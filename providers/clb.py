@@ -1,0 +1,329 @@
+"""Classic Load Balancer (CLB, API product slb 2014-05-15) as a deploy target: an HTTPS
+listener's server certificate, or the certificate of one of its domain extensions (SNI).
+
+Config (one listener per block): ``load_balancer_id``, ``listener_port``, ``domain`` (the name a
+TLS handshake checks; with ``slot = "sni"`` also the domain extension to change), ``region``
+(the load balancer's; default ``[aliyun].region``), ``slot = "default" | "sni"``.
+
+CLB keeps its own certificate store per region. alicertd uploads the certificate to CAS once
+(``cas_hub(ctx).ensure``) and adds it to the CLB store of each region by reference:
+``UploadServerCertificate`` with ``AliCloudCertificateId``/``AliCloudCertificateName``/
+``AliCloudCertificateRegionId`` (slb 2014-05-15 models), so the private key is not sent again.
+The store is searched first (one ``DescribeServerCertificates`` per region per run) for an
+entry already referencing our CAS id, so a retry or a crash never adds a second one.
+
+Read: one ``DescribeLoadBalancerHTTPSListenerAttribute`` per listener (its server certificate
+and every domain extension's), plus the region's store listing to map server certificate ids to
+CAS ids; ours or foreign is decided only by ``cas_hub(ctx).identify`` of that CAS id.
+
+Bind: ``SetLoadBalancerHTTPSListenerAttribute`` (``ServerCertificateId``) or
+``SetDomainExtensionAttribute`` (the extension whose ``Domain`` is the block's domain; alicertd
+does not create extensions). Verify: read back, then a TLS handshake. Afterwards OUR superseded
+entries of that region's store (referencing a CAS certificate of ours that no certificate's
+current bundle is) are deleted when none of the listeners read this run uses them; CLB refuses
+to delete one still in use elsewhere (``CertificateAndPrivateKeyIsRefered``), which is kept.
+
+RAM actions: slb:DescribeServerCertificates, slb:UploadServerCertificate,
+slb:DeleteServerCertificate, slb:DescribeLoadBalancerHTTPSListenerAttribute,
+slb:SetLoadBalancerHTTPSListenerAttribute, slb:SetDomainExtensionAttribute.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from daemon.durations import format_duration
+from providers.aliyun.client import shared_api
+from providers.base import (
+    Binding,
+    CertificateBundle,
+    ConfigDefaults,
+    ConfigErrors,
+    CredentialError,
+    ProviderContext,
+    ProviderError,
+    Target,
+    VerificationError,
+)
+from providers.loadbalancers import REGION, Ownership, bundle_for, current_fingerprints, hub_of, rpc
+from providers.settings import Section
+from providers.tls import POLL_INTERVALS, wait_for, wait_for_edge
+
+_LB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,127}$")
+_NAME_OK = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,79}$")
+SLOTS = ("default", "sni")
+#: DeleteServerCertificate of a certificate still in use (observed in terraform-provider-apsarastack's
+#: retry list); already gone (same source).
+IN_USE = "CertificateAndPrivateKeyIsRefered"
+GONE = "ServerCertificateId.NotFound"
+
+
+@dataclass(frozen=True)
+class ClbSettings:
+    region: str
+    load_balancer_id: str
+    listener_port: int
+    domain: str
+    slot: str
+
+
+@dataclass(frozen=True)
+class _Stored:
+    server_certificate_id: str
+    ali_id: str | None  # the CAS CertId it references (None: uploaded as PEM)
+
+
+def _items(body: Mapping[str, Any], outer: str, inner: str) -> list[dict[str, Any]]:
+    container = body.get(outer)
+    value = container.get(inner) if isinstance(container, dict) else None
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+class ClbProvider:
+    """Deploy to CLB HTTPS listeners (``[[certificate.deploy]] provider = "clb"``)."""
+
+    kind = "deploy"
+    name = "clb"
+
+    poll_intervals = POLL_INTERVALS
+
+    def __init__(self, ctx: ProviderContext, api: Any = None, hub: Any = None):
+        self.ctx = ctx
+        self.api = api if api is not None else shared_api(ctx)
+        self._hub = hub
+        self.own = Ownership(self.hub)
+        self.clock = time.monotonic
+        self._stores: dict[str, dict[str, _Stored]] = {}
+        self._lock = threading.Lock()
+        # (region, lb, port) -> server certificate ids the listener used when last read this run
+        self._in_use: dict[tuple[str, str, int], set[str]] = {}
+
+    def hub(self) -> Any:
+        if self._hub is None:
+            self._hub = hub_of(self.ctx)
+        return self._hub
+
+    # ------------------------------------------------------------------ config
+
+    @classmethod
+    def parse_config(cls, raw: Mapping[str, Any], path: str, errors: ConfigErrors,
+                     defaults: ConfigDefaults) -> ClbSettings | None:
+        before = len(errors)
+        s = Section(raw, path, errors)
+        lb = s.str("load_balancer_id", required=True)
+        port = s.int("listener_port", required=True, minimum=1, maximum=65535)
+        domain = s.domain("domain", required=True)
+        region = s.str("region", defaults.region)
+        slot = s.str("slot", "default", choices=SLOTS)
+        s.finish()
+        if lb is not None and not _LB_ID.match(lb):
+            s.error("load_balancer_id", f"invalid CLB instance id {lb!r} (e.g. \"lb-bp1o94dp5i6earr9g6d1l\")")
+        if region is not None and not REGION.match(region):
+            s.error("region", f"invalid region {region!r} (e.g. \"cn-shanghai\")")
+        if len(errors) > before or None in (lb, port, domain, region, slot):
+            return None
+        return ClbSettings(region=region, load_balancer_id=lb, listener_port=port, domain=domain, slot=slot)
+
+    @classmethod
+    def expand(cls, settings: ClbSettings) -> list[Target]:
+        name = f"{settings.region}/{settings.load_balancer_id}:{settings.listener_port}/{settings.slot}"
+        if settings.slot == "sni":
+            name += f"/{settings.domain}"
+        return [Target(cls.name, name, settings, domain=settings.domain)]
+
+    # ------------------------------------------------------------------ API
+
+    def _call(self, action: str, region: str, **params: Any) -> dict[str, Any]:
+        return self.api.call("slb", rpc("slb", action, {"RegionId": region, **params}), region=region)
+
+    def _listener(self, s: ClbSettings) -> dict[str, Any]:
+        body = self._call("DescribeLoadBalancerHTTPSListenerAttribute", s.region,
+                          LoadBalancerId=s.load_balancer_id, ListenerPort=s.listener_port)
+        used = {str(body.get("ServerCertificateId") or "")}
+        used |= {str(e.get("ServerCertificateId") or "") for e in _items(body, "DomainExtensions", "DomainExtension")}
+        with self._lock:
+            self._in_use[(s.region, s.load_balancer_id, s.listener_port)] = {u for u in used if u}
+        return body
+
+    def _store(self, region: str, *, refresh: bool = False) -> dict[str, _Stored]:
+        with self._lock:
+            if region in self._stores and not refresh:
+                return self._stores[region]
+        body = self._call("DescribeServerCertificates", region)
+        store = {}
+        for item in _items(body, "ServerCertificates", "ServerCertificate"):
+            sid = str(item.get("ServerCertificateId") or "")
+            if not sid:
+                continue
+            ali = str(item.get("AliCloudCertificateId") or "") or None
+            if str(item.get("IsAliCloudCertificate") or "0") not in ("1", "True", "true"):
+                ali = None
+            store[sid] = _Stored(sid, ali)
+        with self._lock:
+            self._stores[region] = store
+        return store
+
+    def _fingerprint(self, region: str, sid: str | None) -> str | None:
+        if not sid:
+            return None
+        stored = self._store(region).get(sid)
+        if stored is None or stored.ali_id is None:
+            return None  # a PEM upload or unknown: not ours
+        return self.own.fingerprint(stored.ali_id)
+
+    @staticmethod
+    def _extension(body: Mapping[str, Any], domain: str) -> dict[str, Any] | None:
+        for e in _items(body, "DomainExtensions", "DomainExtension"):
+            if str(e.get("Domain") or "").lower().rstrip(".") == domain:
+                return e
+        return None
+
+    def _served_id(self, s: ClbSettings, body: Mapping[str, Any]) -> str | None:
+        if s.slot == "default":
+            return str(body.get("ServerCertificateId") or "") or None
+        ext = self._extension(body, s.domain)
+        return (str(ext.get("ServerCertificateId") or "") or None) if ext else None
+
+    # ------------------------------------------------------------------ read
+
+    def read_bindings(self, targets: Sequence[Target]) -> dict[Target, Binding]:
+        groups: dict[tuple[str, str, int], list[Target]] = {}
+        for t in targets:
+            s: ClbSettings = t.settings
+            groups.setdefault((s.region, s.load_balancer_id, s.listener_port), []).append(t)
+        result: dict[Target, Binding] = {}
+        for members in groups.values():
+            try:
+                body = self._listener(members[0].settings)
+                for t in members:
+                    result[t] = self._binding(t.settings, body)
+            except CredentialError:
+                raise
+            except ProviderError as exc:
+                result.update((t, Binding("unknown", detail=str(exc))) for t in members)
+        return result
+
+    def _binding(self, s: ClbSettings, body: Mapping[str, Any]) -> Binding:
+        if s.slot == "sni" and self._extension(body, s.domain) is None:
+            return Binding("error", detail=f"no domain extension for {s.domain} on the listener")
+        sid = self._served_id(s, body)
+        if not sid:
+            return Binding("none")
+        state = "ok" if str(body.get("Status") or "running") == "running" else "error"
+        fp = self._fingerprint(s.region, sid)
+        if fp is None:
+            return Binding(state, cert_name=sid, detail="a certificate alicertd did not upload")
+        bundle = bundle_for(self.ctx, fp)
+        return Binding(state, fingerprint=fp, serial=bundle.serial if bundle else None,
+                       not_after=bundle.not_after if bundle else None, cert_name=sid)
+
+    # ------------------------------------------------------------------ bind
+
+    def _server_certificate(self, region: str, bundle: CertificateBundle) -> str:
+        """Our CLB store entry in ``region`` for ``bundle``: found by its CAS id, else added once."""
+        cas = self.hub().ensure(bundle)
+        wanted = str(cas.cert_id)
+        for refresh in (False, True):
+            for stored in self._store(region, refresh=refresh).values():
+                if stored.ali_id == wanted:
+                    return stored.server_certificate_id
+        name = cas.name if _NAME_OK.match(cas.name or "") else f"alicertd-{bundle.fingerprint[:16]}"
+        body = self._call("UploadServerCertificate", region, ServerCertificateName=name[:80],
+                          AliCloudCertificateId=wanted, AliCloudCertificateName=cas.name,
+                          AliCloudCertificateRegionId=cas.region)
+        sid = str(body.get("ServerCertificateId") or "")
+        if not sid:
+            raise ProviderError(f"clb: UploadServerCertificate in {region} returned no ServerCertificateId")
+        with self._lock:
+            self._stores.setdefault(region, {})[sid] = _Stored(sid, wanted)
+        self.ctx.log.info("clb: %s: added CAS certificate %s to the CLB store as %s", region, wanted, sid)
+        return sid
+
+    def bind(self, target: Target, bundle: CertificateBundle) -> None:
+        s: ClbSettings = target.settings
+        sid = self._server_certificate(s.region, bundle)
+        body = self._listener(s)
+        if self._served_id(s, body) == sid:
+            return
+        if s.slot == "default":
+            self._call("SetLoadBalancerHTTPSListenerAttribute", s.region, LoadBalancerId=s.load_balancer_id,
+                       ListenerPort=s.listener_port, ServerCertificateId=sid)
+        else:
+            ext = self._extension(body, s.domain)
+            if ext is None:
+                raise ProviderError(f"clb: {target.name}: the listener has no domain extension for "
+                                    f"{s.domain} (create it once; alicertd only changes its certificate)")
+            self._call("SetDomainExtensionAttribute", s.region,
+                       DomainExtensionId=str(ext.get("DomainExtensionId")), ServerCertificateId=sid)
+        self.ctx.log.info("clb: %s: bound %s (serial %s)", target.name, sid, bundle.serial)
+
+    # ------------------------------------------------------------------ verify
+
+    def verify(self, target: Target, bundle: CertificateBundle, deadline: float) -> Binding:
+        s: ClbSettings = target.settings
+        sid = self._server_certificate(s.region, bundle)
+        started = self.clock()
+        last = ["has not answered"]
+
+        def settled() -> Binding | None:
+            try:
+                body = self._listener(s)
+            except CredentialError:
+                raise
+            except ProviderError as exc:
+                if not exc.retryable:
+                    raise
+                last[0] = f"could not be read ({exc})"
+                return None
+            served = self._served_id(s, body)
+            if served != sid:
+                last[0] = f"uses server certificate {served or 'none'}, not {sid}"
+                return None
+            return Binding("ok", serial=bundle.serial, fingerprint=bundle.fingerprint,
+                           not_after=bundle.not_after, cert_name=sid)
+
+        binding = wait_for(settled, deadline=deadline, stop=self.ctx.stop, what=f"clb: {target.name}",
+                           clock=self.clock, intervals=self.poll_intervals)
+        if binding is None:
+            raise VerificationError(f"clb: {target.name} {last[0]} after "
+                                    f"{format_duration(self.clock() - started)}")
+        verify = self.ctx.config.verify
+        if verify.tls:
+            wait_for_edge("clb", s.domain, bundle, connect_to=verify.connect_to, deadline=deadline,
+                          stop=self.ctx.stop, started=started, clock=self.clock,
+                          intervals=self.poll_intervals)
+        self._delete_superseded(s.region, keep=sid)
+        return binding
+
+    def _delete_superseded(self, region: str, keep: str) -> None:
+        """Delete OUR store entries of ``region`` that no current bundle is and no listener read
+        this run uses. Failures are logged: the new certificate is already served."""
+        current = current_fingerprints(self.ctx)
+        with self._lock:
+            in_use = set().union(*(v for k, v in self._in_use.items() if k[0] == region))
+        for stored in list(self._store(region).values()):
+            sid = stored.server_certificate_id
+            if sid == keep or sid in in_use or stored.ali_id is None:
+                continue
+            fp = self.own.fingerprint(stored.ali_id)
+            if fp is None or fp in current:
+                continue  # not ours, or current for some certificate
+            try:
+                self._call("DeleteServerCertificate", region, ServerCertificateId=sid)
+            except CredentialError:
+                raise
+            except ProviderError as exc:
+                if exc.code == IN_USE:
+                    self.ctx.log.info("clb: %s: our superseded %s is still used elsewhere; kept", region, sid)
+                elif exc.code != GONE:
+                    self.ctx.log.warning("clb: %s: could not delete our superseded %s: %s", region, sid, exc)
+                if exc.code != GONE:
+                    continue
+            with self._lock:
+                self._stores.get(region, {}).pop(sid, None)
+            self.ctx.log.info("clb: %s: deleted our superseded server certificate %s", region, sid)
