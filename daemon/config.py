@@ -54,6 +54,25 @@ class AliyunConfig:
     # product ("alidns", "cdn", "apigateway") -> full URL override
     endpoints: dict[str, str] = field(default_factory=dict)
     timeout: float = 10.0  # read timeout per API call
+    # Several accounts (issue #16). This object is one account entry: [aliyun] is "default",
+    # [aliyun.accounts.NAME] the others (metadata_endpoint, endpoints and timeout are shared).
+    name: str = "default"
+    ram_role_arn: str | None = None  # STS AssumeRole into this role (acs:ram::<uid>:role/<name>)
+    source_account: str | None = None  # ... with that entry's credentials (else this entry's own)
+    role_session_name: str = "alicertd"
+    # On the default entry only: every further entry by name (validated: known sources, no cycles).
+    accounts: dict[str, AliyunConfig] = field(default_factory=dict)
+
+    @property
+    def account_names(self) -> tuple[str, ...]:
+        return ("default", *self.accounts)
+
+    def account(self, name: str = "default") -> AliyunConfig:
+        """The entry called ``name`` (``default`` is [aliyun] itself). KeyError if unknown:
+        config validation makes every name a deploy block or [dns] uses known."""
+        if name == "default":
+            return self
+        return self.accounts[name]
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,7 @@ class DnsConfig:
     propagation_timeout: float = 300.0
     ttl: int = 600
     settings: Any = None  # the DNS provider's own parsed section (if any)
+    accounts: tuple[str, ...] = ("default",)  # account entries whose zones are searched
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import os
 import re
 import tomllib
@@ -136,8 +137,9 @@ def parse_config(raw: Mapping[str, Any], path: Path, *, env: Mapping[str, str],
     _finish(top, "metrics")
     runtime = _parse_runtime(top.table("runtime"))
     notify = _parse_notify(top, errors)
-    certificates = _parse_certificates(top, errors, registry, ConfigDefaults(region=aliyun.region),
-                                       acme)
+    certificates = _parse_certificates(top, errors, registry,
+                                       ConfigDefaults(region=aliyun.region,
+                                                      accounts=aliyun.account_names), acme)
     top.finish()
     if errors:
         raise ConfigError(path, errors.messages)
@@ -198,7 +200,55 @@ def _parse_acme(s: Section, config_path: Path) -> AcmeConfig:
                       preferred_chain=preferred, eab_kid=eab_kid, eab_hmac_key=eab_key, timeout=timeout)
 
 
+#: RoleArn "Format: `acs:ram::<account_id>:role/<role_name>`" (alibabacloud-sts20150401
+#: AssumeRoleRequest); account ids are digits, RAM role names letters, digits, ``.`` and ``-``.
+_ROLE_ARN = re.compile(r"^acs:ram::[0-9]{1,32}:role/[A-Za-z0-9.\-]{1,64}$")
+#: RoleSessionName: "2 to 64 characters ... letters, digits, and `. @ - _`" (same model).
+_SESSION_NAME = re.compile(r"^[A-Za-z0-9.@_-]{2,64}$")
+_ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SHARED_ALIYUN_KEYS = ("metadata_endpoint", "endpoints", "timeout", "accounts")
+
+
 def _parse_aliyun(s: Section) -> AliyunConfig:
+    """[aliyun] (the account entry "default") and each [aliyun.accounts.NAME]; then the
+    cross-entry checks: known source_account, no cycle of sources, some credentials each."""
+    default = _parse_account(s, "default", None)
+    metadata = s.url("metadata_endpoint", DEFAULT_METADATA_ENDPOINT, http_loopback_only=False)
+    endpoints: dict[str, str] = {}
+    e = s.table("endpoints")
+    for product in ("alidns", "cdn", "apigateway", "cas", "sts", "dcdn", "esa", "oss", "alb",
+                    "nlb", "slb"):
+        url = e.url(product)
+        if url:
+            endpoints[product] = url.rstrip("/")
+    e.finish()
+    timeout = s.duration("timeout", 10.0, minimum=1)
+    shared = {"metadata_endpoint": metadata.rstrip("/"), "endpoints": endpoints, "timeout": timeout}
+    entries: dict[str, AliyunConfig] = {}
+    a = s.table("accounts")
+    for name in list(a.raw):
+        a._seen.add(name)  # noqa: SLF001 - every key of [aliyun.accounts] is an entry name
+        path = a.key_path(name)
+        if name == "default":
+            a.errors.add(path, 'the entry "default" is [aliyun] itself; name this one differently')
+            continue
+        if not _ACCOUNT_NAME.match(name):
+            a.errors.add(path, f"invalid account name {name!r} (letters, digits, - and _)")
+            continue
+        sec = Section(a.raw[name], path, a.errors)
+        if not sec.valid:
+            continue
+        entries[name] = dataclasses.replace(_parse_account(sec, name, default), **shared)
+        sec.finish()
+    s.finish()
+    default = dataclasses.replace(default, **shared, accounts=entries)
+    _check_sources(s, default)
+    return default
+
+
+def _parse_account(s: Section, name: str, base: AliyunConfig | None) -> AliyunConfig:
+    """The keys every account entry has. ``base`` (the default entry, for the others) gives
+    region and cas_region when the entry leaves them out."""
     key_id = s.str("access_key_id")
     secret = s.str("access_key_secret")
     token = s.str("security_token")
@@ -211,27 +261,69 @@ def _parse_aliyun(s: Section) -> AliyunConfig:
     role = s.str("ram_role")
     if role is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", role):
         s.error("ram_role", f"invalid RAM role name {role!r}")
-    metadata = s.url("metadata_endpoint", DEFAULT_METADATA_ENDPOINT, http_loopback_only=False)
-    region = s.str("region", "cn-hangzhou")
+    arn = s.str("ram_role_arn")
+    if arn is not None and not _ROLE_ARN.match(arn):
+        s.error("ram_role_arn", f"malformed role ARN {arn!r} (expected acs:ram::<account id>:role/<role name>)")
+        arn = None
+    source = s.str("source_account")
+    if source is not None and not s.has("ram_role_arn"):
+        s.error("source_account", "needs ram_role_arn (the role to assume with that entry's credentials)")
+    if source is not None and (key_id is not None or role is not None):
+        s.error("source_account", "set either source_account or this entry's own credentials "
+                                  "(access_key_id/access_key_secret or ram_role), not both")
+    session = s.str("role_session_name", "alicertd")
+    if session is not None and not _SESSION_NAME.match(session):
+        s.error("role_session_name", f"invalid role session name {session!r} (2-64 letters, "
+                                     "digits, '.', '@', '-', '_')")
+        session = "alicertd"
+    if session != "alicertd" and not s.has("ram_role_arn"):
+        s.error("role_session_name", "only used with ram_role_arn")
+    base_region = base.region if base else "cn-hangzhou"
+    region = s.str("region", base_region)
     if region and not _REGION.match(region):
         s.error("region", f"invalid region id {region!r} (e.g. cn-hangzhou)")
-    cas_region = s.str("cas_region", "cn-hangzhou")
+    base_cas = base.cas_region if base else "cn-hangzhou"
+    cas_region = s.str("cas_region", base_cas)
     if cas_region and cas_region not in CAS_REGIONS:
         s.error("cas_region", f"must be one of {', '.join(CAS_REGIONS)} (China site, international "
                               f"site), not {cas_region!r}")
-    endpoints: dict[str, str] = {}
-    e = s.table("endpoints")
-    for product in ("alidns", "cdn", "apigateway", "cas", "dcdn", "esa", "oss", "alb", "nlb", "slb"):
-        url = e.url(product)
-        if url:
-            endpoints[product] = url.rstrip("/")
-    e.finish()
-    timeout = s.duration("timeout", 10.0, minimum=1)
-    s.finish()
+    if base is not None:  # [aliyun]-only keys are reported by finish() as unknown
+        for key in _SHARED_ALIYUN_KEYS:
+            if s.has(key):
+                s._seen.add(key)  # noqa: SLF001
+                s.error(key, "set in [aliyun] only (shared by every account)")
+        own = any(s.has(k) for k in ("access_key_id", "access_key_secret", "ram_role"))
+        if s.valid and not own and not s.has("ram_role_arn"):
+            s.errors.add(s.path, "no credentials: set access_key_id and access_key_secret, "
+                                 "ram_role, or ram_role_arn with source_account")
+        elif s.has("ram_role_arn") and not own and not s.has("source_account"):
+            s.error("ram_role_arn", "needs source_account, or this entry's own credentials to "
+                                    "assume the role with")
     return AliyunConfig(access_key_id=key_id, access_key_secret=secret, security_token=token,
-                        ram_role=role, metadata_endpoint=metadata.rstrip("/"),
-                        region=region or "cn-hangzhou", cas_region=cas_region or "cn-hangzhou",
-                        endpoints=endpoints, timeout=timeout)
+                        ram_role=role, region=region or base_region,
+                        cas_region=cas_region or base_cas, name=name, ram_role_arn=arn,
+                        source_account=source, role_session_name=session or "alicertd")
+
+
+def _check_sources(s: Section, default: AliyunConfig) -> None:
+    """Every source_account names a known entry, and following sources never loops."""
+    entries = {"default": default, **default.accounts}
+    for name, entry in entries.items():
+        path = "aliyun" if name == "default" else f"aliyun.accounts.{name}"
+        src = entry.source_account
+        if src is None:
+            continue
+        if src not in entries:
+            s.errors.add(f"{path}.source_account", f"unknown account {src!r} (known: "
+                                                   f"{', '.join(entries)})")
+            continue
+        seen = [name]
+        while src is not None and src in entries and src not in seen:
+            seen.append(src)
+            src = entries[src].source_account
+        if src is not None and src in seen:
+            chain = " -> ".join([*seen, src])
+            s.errors.add(f"{path}.source_account", f"a cycle of source accounts: {chain}")
 
 
 def _parse_dns(s: Section, registry: Mapping[str, Any], aliyun: AliyunConfig) -> DnsConfig:
@@ -249,14 +341,23 @@ def _parse_dns(s: Section, registry: Mapping[str, Any], aliyun: AliyunConfig) ->
             s.errors.add(f"{s.key_path('nameservers')}[{i}]", f"invalid nameserver {ns!r} (host or host:port)")
     timeout = s.duration("propagation_timeout", 300.0, minimum=1)
     ttl = s.int("ttl", 600, minimum=1, maximum=86400)
+    accounts = s.str_list("accounts", ("default",), nonempty=True)
+    for i, name in enumerate(accounts):
+        if name not in aliyun.account_names:
+            s.errors.add(f"{s.key_path('accounts')}[{i}]", f"unknown account {name!r} (known: "
+                                                          f"{', '.join(aliyun.account_names)})")
+        elif name in accounts[:i]:
+            s.errors.add(f"{s.key_path('accounts')}[{i}]", f"duplicate account {name!r}")
     settings = None
     if cls is not None and s.has(provider or ""):
         settings = cls.parse_config(s.raw[provider], s.key_path(provider), s.errors,
-                                    ConfigDefaults(region=aliyun.region))
+                                    ConfigDefaults(region=aliyun.region,
+                                                   accounts=aliyun.account_names))
         s._seen.add(provider)  # noqa: SLF001
     s.finish()
     return DnsConfig(provider=provider or "alidns", nameservers=tuple(nameservers),
-                     propagation_timeout=timeout, ttl=ttl, settings=settings)
+                     propagation_timeout=timeout, ttl=ttl, settings=settings,
+                     accounts=tuple(accounts))
 
 
 def _parse_verify(s: Section) -> VerifyConfig:

@@ -49,6 +49,7 @@ class ConfigDefaults:
     """Values a provider may fall back on when its own section leaves them out."""
 
     region: str
+    accounts: tuple[str, ...] = ("default",)  # account entry names a deploy block may name
 
 
 # --------------------------------------------------------------------------- errors

@@ -9,7 +9,7 @@ every key nobody asked for as unknown.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -196,6 +196,18 @@ class Section:
             self.error(key, f"invalid address {value!r} (expected host:port)")
             return default
         return value
+
+    def account(self, known: Collection[str] = ("default",), key: str = "account") -> str:
+        """The account entry a deploy block's target lives in: ``default`` ([aliyun]) unless
+        the block says ``account = "NAME"`` for an [aliyun.accounts.NAME]. Every provider reads
+        it through here (pass ``ConfigDefaults.accounts``), so the key means the same everywhere."""
+        name = self.str(key, "default")
+        if name is None:
+            return "default"
+        if name not in known:
+            self.error(key, f"unknown account {name!r} (known: {', '.join(known)})")
+            return "default"
+        return name
 
     def table(self, key: str) -> Section:
         value = self._get(key, False)
