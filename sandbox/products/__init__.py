@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import alb, alidns, apigateway, cas, cdn, dcdn, esa, slb
+from . import alb, alidns, apigateway, cas, cdn, dcdn, esa, nlb, slb
 from .base import Call, Product
 
 #: (chain PEM, key PEM, SHA-256 fingerprint of the leaf)
 Served = tuple[str, str, str]
 
-_MODULES = (alidns, cdn, apigateway, dcdn, cas, alb, esa, slb)
+_MODULES = (alidns, cdn, apigateway, dcdn, cas, alb, esa, slb, nlb)
 
 PRODUCTS: dict[str, Product] = {m.PRODUCT.version: m.PRODUCT for m in _MODULES}
 

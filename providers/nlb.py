@@ -1,0 +1,242 @@
+"""Network Load Balancer (NLB) as a deploy target: a TCPSSL listener's server certificate by
+CAS id (NLB supports one server certificate per listener: UpdateListenerAttributeRequest).
+
+Config (one listener per block): ``listener_id``, ``domain`` (the name a TLS handshake checks),
+``region`` (the listener's; default ``[aliyun].region``).
+
+CAS: uploaded once (``cas_hub(ctx).ensure``), referenced as ``<CertId>-<CAS region>`` from any
+NLB region, as for ALB.
+
+Read: one ``GetListenerAttribute`` per listener (``ListenerStatus``, ``CertificateIds``).
+
+Bind: wait for ``Running`` (a Configuring listener refuses changes: ``IncorrectStatus.listener``),
+re-read, then ``UpdateListenerAttribute`` with ``CertificateIds.1``; the change is an
+asynchronous job, followed with ``GetJobStatus`` until ``Succeeded`` (the model: Succeeded |
+processing). A refused change is never repeated blindly: the listener is read again first.
+
+Verify: until the listener is Running with our certificate, then a TLS handshake.
+
+RAM actions: nlb:GetListenerAttribute, nlb:UpdateListenerAttribute, nlb:GetJobStatus
+(and the CAS hub's).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from daemon.durations import format_duration
+from providers.aliyun.client import shared_api
+from providers.base import (
+    Binding,
+    CertificateBundle,
+    ConfigDefaults,
+    ConfigErrors,
+    CredentialError,
+    ProviderContext,
+    ProviderError,
+    Target,
+    VerificationError,
+)
+from providers.loadbalancers import REGION, Ownership, bundle_for, hub_of, listener_cas_id, rpc
+from providers.settings import Section
+from providers.tls import POLL_INTERVALS, wait_for, wait_for_edge
+
+# NLB listener ids carry the port: "lsn-bp1bpn0kn908w4nbw****@80" (API reference examples).
+_LISTENER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@-]{2,127}$")
+#: Refused because another change is running (UpdateListenerAttribute's API reference:
+#: IncorrectStatus.listener, Conflict.Lock, SystemBusy): nothing changed, re-read and decide again.
+BUSY = frozenset({"IncorrectStatus.listener", "IncorrectStatus.Listener", "Conflict.Lock", "SystemBusy"})
+
+
+@dataclass(frozen=True)
+class NlbSettings:
+    region: str
+    listener_id: str
+    domain: str
+
+
+class NlbProvider:
+    """Deploy to NLB TCPSSL listeners (``[[certificate.deploy]] provider = "nlb"``)."""
+
+    kind = "deploy"
+    name = "nlb"
+
+    poll_intervals = POLL_INTERVALS
+
+    def __init__(self, ctx: ProviderContext, api: Any = None, hub: Any = None):
+        self.ctx = ctx
+        self.api = api if api is not None else shared_api(ctx)
+        self._hub = hub
+        self.own = Ownership(self.hub)
+        self.clock = time.monotonic
+
+    def hub(self) -> Any:
+        if self._hub is None:
+            self._hub = hub_of(self.ctx)
+        return self._hub
+
+    @classmethod
+    def parse_config(cls, raw: Mapping[str, Any], path: str, errors: ConfigErrors,
+                     defaults: ConfigDefaults) -> NlbSettings | None:
+        before = len(errors)
+        s = Section(raw, path, errors)
+        listener_id = s.str("listener_id", required=True)
+        domain = s.domain("domain", required=True)
+        region = s.str("region", defaults.region)
+        s.finish()
+        if listener_id is not None and not _LISTENER_ID.match(listener_id):
+            s.error("listener_id", f"invalid NLB listener id {listener_id!r} (e.g. \"lsn-bp1bpn0kn908w4nbw@443\")")
+        if region is not None and not REGION.match(region):
+            s.error("region", f"invalid region {region!r} (e.g. \"cn-shanghai\")")
+        if len(errors) > before or None in (listener_id, domain, region):
+            return None
+        return NlbSettings(region=region, listener_id=listener_id, domain=domain)
+
+    @classmethod
+    def expand(cls, settings: NlbSettings) -> list[Target]:
+        return [Target(cls.name, f"{settings.region}/{settings.listener_id}", settings, domain=settings.domain)]
+
+    # ------------------------------------------------------------------ API
+
+    def _call(self, action: str, region: str, **params: Any) -> dict[str, Any]:
+        return self.api.call("nlb", rpc("nlb", action, {"RegionId": region, **params}), region=region)
+
+    def _attribute(self, s: NlbSettings) -> dict[str, Any]:
+        return self._call("GetListenerAttribute", s.region, ListenerId=s.listener_id)
+
+    @staticmethod
+    def _certificate(body: Mapping[str, Any]) -> str | None:
+        ids = body.get("CertificateIds") or []
+        return str(ids[0]) if isinstance(ids, list) and ids else None
+
+    # ------------------------------------------------------------------ read
+
+    def read_bindings(self, targets: Sequence[Target]) -> dict[Target, Binding]:
+        result: dict[Target, Binding] = {}
+        cache: dict[tuple[str, str], dict[str, Any] | ProviderError] = {}
+        for t in targets:
+            s: NlbSettings = t.settings
+            key = (s.region, s.listener_id)
+            if key not in cache:
+                try:
+                    cache[key] = self._attribute(s)
+                except CredentialError:
+                    raise
+                except ProviderError as exc:
+                    cache[key] = exc
+            body = cache[key]
+            if isinstance(body, ProviderError):
+                result[t] = Binding("unknown", detail=str(body))
+                continue
+            cid = self._certificate(body)
+            if not cid:
+                result[t] = Binding("none")
+                continue
+            state = "ok" if str(body.get("ListenerStatus") or "") == "Running" else "pending"
+            fp = self.own.fingerprint(cid)
+            if fp is None:
+                result[t] = Binding(state, cert_name=cid, detail="a certificate alicertd did not upload")
+                continue
+            bundle = bundle_for(self.ctx, fp)
+            result[t] = Binding(state, fingerprint=fp, serial=bundle.serial if bundle else None,
+                                not_after=bundle.not_after if bundle else None, cert_name=cid)
+        return result
+
+    # ------------------------------------------------------------------ bind
+
+    def _cas_id(self, bundle: CertificateBundle) -> str:
+        cas = self.hub().ensure(bundle)
+        return listener_cas_id(cas.cert_id, cas.region)
+
+    def _wait_running(self, target: Target, s: NlbSettings, deadline: float) -> dict[str, Any]:
+        seen = ["unknown"]
+
+        def running() -> dict[str, Any] | None:
+            body = self._attribute(s)
+            seen[0] = str(body.get("ListenerStatus") or "unknown")
+            return body if seen[0] == "Running" else None
+
+        body = wait_for(running, deadline=deadline, stop=self.ctx.stop, what=f"nlb: {target.name}",
+                        clock=self.clock, intervals=self.poll_intervals)
+        if body is None:
+            raise ProviderError(f"nlb: {target.name}: the listener stayed {seen[0]} (not Running) "
+                                f"until the deadline", retryable=True)
+        return body
+
+    def _wait_job(self, target: Target, s: NlbSettings, job: str, deadline: float) -> None:
+        status = ["unknown"]
+
+        def done() -> bool | None:
+            body = self._call("GetJobStatus", s.region, JobId=job)
+            status[0] = str(body.get("Status") or "unknown")
+            return True if status[0] == "Succeeded" else None
+
+        if wait_for(done, deadline=deadline, stop=self.ctx.stop, what=f"nlb: {target.name}",
+                    clock=self.clock, intervals=self.poll_intervals) is None:
+            raise ProviderError(f"nlb: {target.name}: job {job} still {status[0]} at the deadline",
+                                retryable=True)
+
+    def bind(self, target: Target, bundle: CertificateBundle) -> None:
+        s: NlbSettings = target.settings
+        cid = self._cas_id(bundle)
+        deadline = self.clock() + self.ctx.config.verify.timeout
+        while True:
+            body = self._wait_running(target, s, deadline)
+            if self._certificate(body) == cid:
+                return
+            try:
+                answer = self._call("UpdateListenerAttribute", s.region, ListenerId=s.listener_id,
+                                    **{"CertificateIds.1": cid})
+            except ProviderError as exc:
+                if exc.code not in BUSY:
+                    raise
+                continue  # refused, nothing changed: wait for Running and decide again
+            job = str(answer.get("JobId") or "")
+            if job:
+                self._wait_job(target, s, job, deadline)
+            self.ctx.log.info("nlb: %s: bound %s (serial %s)", target.name, cid, bundle.serial)
+            return
+
+    # ------------------------------------------------------------------ verify
+
+    def verify(self, target: Target, bundle: CertificateBundle, deadline: float) -> Binding:
+        s: NlbSettings = target.settings
+        cid = self._cas_id(bundle)
+        started = self.clock()
+        last = ["has not answered"]
+
+        def settled() -> Binding | None:
+            try:
+                body = self._attribute(s)
+            except CredentialError:
+                raise
+            except ProviderError as exc:
+                if not exc.retryable:
+                    raise
+                last[0] = f"could not be read ({exc})"
+                return None
+            current, status = self._certificate(body), str(body.get("ListenerStatus") or "unknown")
+            if current != cid:
+                last[0] = f"has certificate {current or 'none'}, not {cid}"
+                return None
+            if status != "Running":
+                last[0] = f"is still {status}"
+                return None
+            return Binding("ok", serial=bundle.serial, fingerprint=bundle.fingerprint,
+                           not_after=bundle.not_after, cert_name=cid)
+
+        binding = wait_for(settled, deadline=deadline, stop=self.ctx.stop, what=f"nlb: {target.name}",
+                           clock=self.clock, intervals=self.poll_intervals)
+        if binding is None:
+            raise VerificationError(f"nlb: {target.name} {last[0]} after "
+                                    f"{format_duration(self.clock() - started)}")
+        verify = self.ctx.config.verify
+        if verify.tls:
+            wait_for_edge("nlb", s.domain, bundle, connect_to=verify.connect_to, deadline=deadline,
+                          stop=self.ctx.stop, started=started, clock=self.clock,
+                          intervals=self.poll_intervals)
+        return binding

@@ -1,0 +1,190 @@
+"""Network Load Balancer (nlb 2022-04-30): the server certificate of TCPSSL listeners.
+
+Held to ``alibabacloud-nlb20220430`` (4.1.3 models) and the API reference of
+UpdateListenerAttribute (error codes):
+
+- ``UpdateListenerAttribute`` with ``CertificateIds.1`` (``Only one server certificate is
+  supported``; more is ``IllegalParamSize.certificateIds``) answers a ``JobId``: the change is an
+  asynchronous job, ``GetJobStatus`` reports ``processing`` until it is ``Succeeded`` (the
+  model's exact spellings). Meanwhile ``GetListenerAttribute`` reports ``ListenerStatus``
+  ``Configuring`` and the edge still serves the old certificate; another change is refused with
+  ``IncorrectStatus.listener``.
+- Certificates are CAS ids ``<CertId>-<CAS region>``; an unknown one is ``ResourceNotFound.Certificate``.
+- Listeners are regional (``RegionId``); an unknown listener is ``ResourceNotFound.listener`` (404).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+
+from ..errors import ApiError
+from .base import Call, Product, required
+from .lbcerts import best_for_sni, cas_certificate
+
+_IDS_KEY = re.compile(r"^CertificateIds\.(\d+)$")
+
+
+@dataclass
+class NlbListener:
+    listener_id: str
+    load_balancer_id: str
+    region: str
+    port: int
+    protocol: str  # TCP | UDP | TCPSSL
+    certificate: str | None = None
+    served: str | None = None
+    busy_until: float = 0.0
+    configuring_seconds: float = 1.0
+
+    def status(self, now: float) -> str:
+        return "Configuring" if now < self.busy_until else "Running"
+
+    def settle(self, now: float) -> None:
+        if now >= self.busy_until:
+            self.served = self.certificate
+
+
+@dataclass
+class NlbState:
+    listeners: dict[str, NlbListener] = field(default_factory=dict)
+    jobs: dict[str, tuple[str, float]] = field(default_factory=dict)  # job -> (listener, done at)
+
+
+def state(world) -> NlbState:
+    """This product's state, kept on the world it belongs to (a reset world starts empty)."""
+    return world.__dict__.setdefault("nlb_state", NlbState())
+
+
+def _listener(call: Call) -> NlbListener:
+    lid = required(call, "ListenerId")
+    lst = state(call.world).listeners.get(lid)
+    if lst is None or lst.region != call.region:
+        raise ApiError(404, "ResourceNotFound.listener", f"The specified resource {lid} is not found.")
+    lst.settle(call.now)
+    return lst
+
+
+def get_listener_attribute(call: Call) -> dict:
+    lst = _listener(call)
+    return {
+        "ListenerId": lst.listener_id,
+        "LoadBalancerId": lst.load_balancer_id,
+        "RegionId": lst.region,
+        "ListenerPort": lst.port,
+        "ListenerProtocol": lst.protocol,
+        "ListenerStatus": lst.status(call.now),
+        "ListenerDescription": "",
+        "CertificateIds": [lst.certificate] if lst.certificate else [],
+        "CaCertificateIds": [],
+        "CaEnabled": False,
+        "SecurityPolicyId": "tls_cipher_policy_1_0",
+        "IdleTimeout": 900,
+        "ProxyProtocolEnabled": False,
+        "Cps": 0,
+        "Mss": 0,
+    }
+
+
+def update_listener_attribute(call: Call) -> dict:
+    lst = _listener(call)
+    numbered = []
+    for key, value in call.params.items():
+        m = _IDS_KEY.match(key)
+        if m:
+            numbered.append((int(m.group(1)), value))
+    ids = [v for _, v in sorted(numbered)]
+    job = str(uuid.uuid4())
+    if ids:
+        if len(ids) > 1 or len(set(ids)) != len(ids):
+            raise ApiError(400, "IllegalParamSize.certificateIds",
+                           "The param size of certificateIds or caCertificateIds is illegal.")
+        if lst.protocol != "TCPSSL":
+            raise ApiError(400, "IllegalParam", "The param of CertificateIds is illegal.")
+        if lst.status(call.now) != "Running":
+            raise ApiError(400, "IncorrectStatus.listener",
+                           f"The status of listener [{lst.listener_id}] is incorrect.")
+        if cas_certificate(call.world, ids[0]) is None:
+            raise ApiError(400, "ResourceNotFound.Certificate", f"The specified resource {ids[0]} is not found.")
+        lst.certificate = ids[0]
+        lst.busy_until = call.now + lst.configuring_seconds
+        lst.settle(call.now)
+    state(call.world).jobs[job] = (lst.listener_id, lst.busy_until)
+    return {"JobId": job}
+
+
+def get_job_status(call: Call) -> dict:
+    job = required(call, "JobId")
+    found = state(call.world).jobs.get(job)
+    if found is None:
+        raise ApiError(404, "ResourceNotFound.job", f"The specified resource {job} is not found.")
+    return {"Status": "Succeeded" if call.now >= found[1] else "processing"}
+
+
+def served_for(world, server_name: str, port: int, now: float) -> tuple[str, str, str] | None:
+    certs = []
+    for lst in state(world).listeners.values():
+        lst.settle(now)
+        c = cas_certificate(world, lst.served) if lst.served else None
+        if c is not None:
+            certs.append(c)
+    best = best_for_sni(server_name, certs)
+    return (best.chain_pem, best.key_pem, best.info.fingerprint) if best else None
+
+
+def load_fixture(world, items: list, problems: list[str], now: float) -> None:
+    """``[[nlb_listener]]`` id, region, load_balancer_id, port (443), protocol (TCPSSL),
+    configuring_seconds (1.0)."""
+    st = state(world)
+    for i, item in enumerate(items):
+        path = f"nlb_listener[{i}]"
+        lid, region = item.get("id"), item.get("region")
+        if not isinstance(lid, str) or not lid or not isinstance(region, str) or not region:
+            problems.append(f"{path}: id and region are required strings")
+            continue
+        protocol = item.get("protocol", "TCPSSL")
+        if protocol not in ("TCP", "UDP", "TCPSSL"):
+            problems.append(f"{path}.protocol: TCP, UDP or TCPSSL")
+            continue
+        if lid in st.listeners:
+            problems.append(f"{path}.id: duplicate listener {lid}")
+            continue
+        st.listeners[lid] = NlbListener(lid, str(item.get("load_balancer_id", "nlb-sandbox")), region,
+                                        int(item.get("port", 443)), protocol,
+                                        configuring_seconds=float(item.get("configuring_seconds", 1.0)))
+
+
+def hold_configuring(world, listener_id: str, seconds: float, now: float) -> None:
+    with world.lock:
+        lst = state(world).listeners[listener_id]
+        lst.busy_until = max(lst.busy_until, now + seconds)
+
+
+def force_certificate(world, listener_id: str, cert_id: str) -> None:
+    with world.lock:
+        lst = state(world).listeners[listener_id]
+        lst.certificate = lst.served = cert_id
+        lst.busy_until = 0.0
+
+
+def view(world, listener_id: str, now: float) -> dict:
+    with world.lock:
+        lst = state(world).listeners[listener_id]
+        lst.settle(now)
+        return {"status": lst.status(now), "certificate": lst.certificate, "served": lst.served}
+
+
+FIXTURE = {"nlb_listener": load_fixture}
+
+PRODUCT = Product(
+    name="Nlb",
+    version="2022-04-30",
+    ram_prefix="nlb",
+    host_pattern="nlb.{region}.aliyuncs.com",
+    actions={
+        "GetListenerAttribute": get_listener_attribute,
+        "UpdateListenerAttribute": update_listener_attribute,
+        "GetJobStatus": get_job_status,
+    },
+)
