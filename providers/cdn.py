@@ -1,34 +1,42 @@
 """Alibaba Cloud CDN as a deploy target: one target per accelerated domain.
 
-Bind: ``SetCdnDomainSSLCertificate`` in upload mode (``SSLProtocol=on``, ``CertType=upload``,
-full chain and key), under a CertName derived from the certificate (see ``certnames``), so a
-retry after a crash reuses the upload instead of colliding with it.
+Bind: by Certificate Management Service (CAS) id. The CAS hub (``providers.cas``) uploads the
+certificate once per account; ``SetCdnDomainSSLCertificate`` then names it
+(``SSLProtocol=on``, ``CertType=cas``, ``CertId``, ``CertRegion``): no private key in any CDN
+call, and 1,000 domains cost one upload. (The upload-mode fallback through
+``BatchSetCdnDomainServerCertificate`` + ``ForceSet`` is gone: Alibaba retired ``ForceSet`` on
+2026-03-19.)
+
+Wildcards: a deploy block writes ``*.example.com``; the CDN API names that domain
+``.example.com`` ("The domain name must start with a period"). Calls use the API's form,
+listings are matched in both forms, and the TLS check shakes hands with a host under the
+wildcard (``alicertd-verify.example.com``).
 
 Read: the paged ``DescribeCdnHttpsDomainList`` reports every HTTPS domain of the account with
-its CertName; our names embed the fingerprint prefix, so a page identifies our certificate on
-hundreds of domains at once. ``DescribeDomainCertificateInfo`` (one domain per call, returns
-the served PEM) is used only where a page cannot tell: a name we did not make (drift, or a
-domain never deployed by us), or a prefix we do not know. 1,000 domains cost two pages.
+its CertName; our CAS names embed the fingerprint prefix, so a page identifies our certificate
+on hundreds of domains at once. ``DescribeDomainCertificateInfo`` (one domain per call, returns
+the served PEM and the CAS CertId) is used only where a page cannot tell: a name we did not
+make (drift, or a domain never deployed by us), or a prefix we do not know. A domain bound to a
+CAS certificate alicertd did not upload counts as not ours (drift), even when it holds the same
+PEM: it is rebound to our upload. 1,000 domains cost two pages.
 
 Verify: the configuration push to the edge is asynchronous. Poll DescribeDomainCertificateInfo
 until ``ServerCertificateStatus=on``, ``Status=success`` and the served PEM is ours, then (when
 ``[verify] tls``) shake hands with the edge until it presents our leaf.
 
 RAM actions: cdn:DescribeCdnHttpsDomainList, cdn:DescribeDomainCertificateInfo,
-cdn:SetCdnDomainSSLCertificate, cdn:BatchSetCdnDomainServerCertificate.
+cdn:SetCdnDomainSSLCertificate (and the CAS hub's yundun-cert actions).
 """
 
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aliyunsdkcdn.request.v20180510.BatchSetCdnDomainServerCertificateRequest import (
-    BatchSetCdnDomainServerCertificateRequest,
-)
 from aliyunsdkcdn.request.v20180510.DescribeCdnHttpsDomainListRequest import (
     DescribeCdnHttpsDomainListRequest,
 )
@@ -52,11 +60,10 @@ from providers.base import (
     Target,
     VerificationError,
 )
+from providers.cas import CasHub, cas_hub
 from providers.certnames import (
-    CDN_NAME_MAX,
     KnownCertificates,
     Leaf,
-    cert_name,
     fingerprint_prefix,
     leaf_of_bundle,
     leaf_of_pem,
@@ -75,9 +82,24 @@ PAGE_SIZES = (500, 100, 20)
 _PENDING = frozenset({"checking", "applying", "configuring", "pending", "deploying"})
 
 
+_ACCOUNT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
 @dataclass(frozen=True)
 class CdnSettings:
-    domains: tuple[str, ...]
+    domains: tuple[str, ...]  # as the user writes them: a wildcard is "*.example.com"
+    account: str = "default"
+
+
+def api_domain(domain: str) -> str:
+    """The CDN API's name of an accelerated domain: ``*.example.com`` is ``.example.com``."""
+    domain = domain.lower()
+    return domain[1:] if domain.startswith("*.") else domain
+
+
+def _listed_domain(name: object) -> str:
+    """A listing's DomainName in the API's form, whichever form the listing used."""
+    return api_domain(str(name or "").strip().rstrip("."))
 
 
 def _request(cls: type, **params: Any) -> Any:
@@ -93,12 +115,11 @@ def _items(body: Mapping[str, Any], outer: str, inner: str) -> list[dict[str, An
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-def _name_taken(exc: ProviderError) -> bool:
-    """The upload name exists already. The code is undocumented; users report the message
-    "The certificate name already exists" (and 名称重复 from the console's back end)."""
-    text = f"{exc.code or ''} {exc}".lower()
-    return "already exist" in text or "duplicat" in text or "名称重复" in text \
-        or ("certname" in text and "exist" in text)
+def _page_size_refused(exc: ProviderError) -> bool:
+    """The service refused our PageSize. No code for it is documented: a message naming
+    PageSize, or the generic InvalidParameter (the gateway's answer to an out-of-range value),
+    lets the pager try a smaller size; anything else is a real failure."""
+    return exc.code == "InvalidParameter" or "pagesize" in f"{exc.code} {exc}".lower()
 
 
 class CdnProvider:
@@ -110,11 +131,25 @@ class CdnProvider:
     page_sizes = PAGE_SIZES
     poll_intervals = POLL_INTERVALS
 
-    def __init__(self, ctx: ProviderContext, api: Any = None):
+    def __init__(self, ctx: ProviderContext, api: Any = None, hub: CasHub | None = None):
         self.ctx = ctx
         self.api = api if api is not None else shared_api(ctx)
+        if hub is None:
+            hub = cas_hub(ctx) if api is None else ctx.shared(
+                "cas_hub", lambda: CasHub(ctx, api_for=self._api_for))
+        self.hub = hub
         self.known = KnownCertificates(ctx.bundles)
         self.clock = time.monotonic
+
+    def _api_for(self, account: str) -> Any:
+        """The API of ``account`` (the given one for the default account)."""
+        if account == "default":
+            return self.api
+        from providers.aliyun import client
+        factory = getattr(client, "account_api", None)
+        if factory is None:
+            raise ProviderError(f"cdn: account {account!r} is not configured")
+        return factory(self.ctx, account)
 
     # ------------------------------------------------------------------ config
 
@@ -124,10 +159,14 @@ class CdnProvider:
         before = len(errors)
         s = Section(raw, path, errors)
         domains = s.domains("domains", required=True, nonempty=True)
+        account = s.str("account", "default")
+        if account is not None and not _ACCOUNT_RE.match(account):
+            s.error("account", f"invalid account name {account!r}")
         s.finish()
+        _explain_api_wildcards(raw, path, errors, before)
         if len(errors) > before:
             return None
-        return CdnSettings(domains=tuple(domains))
+        return CdnSettings(domains=tuple(domains), account=account or "default")
 
     @classmethod
     def expand(cls, settings: CdnSettings) -> list[Target]:
@@ -136,19 +175,30 @@ class CdnProvider:
     # ------------------------------------------------------------------ read
 
     def read_bindings(self, targets: Sequence[Target]) -> dict[Target, Binding]:
-        """Page through the HTTPS domain list until every target is found (or the list ends:
-        absent means no certificate). When fewer targets remain unfound than pages remain
-        unread, asking for those domains one by one is cheaper, so that is done instead."""
+        """Per account, page through the HTTPS domain list until every target is found (or
+        the list ends: absent means no certificate). When fewer targets remain unfound than
+        pages remain unread, asking for those domains one by one is cheaper, so that is done
+        instead."""
+        by_account: dict[str, list[Target]] = {}
+        for t in targets:
+            by_account.setdefault(self._account(t), []).append(t)
+        result: dict[Target, Binding] = {}
+        for account, group in by_account.items():
+            result.update(self._read_account(account, group))
+        return result
+
+    def _read_account(self, account: str, targets: Sequence[Target]) -> dict[Target, Binding]:
+        api = self._api_for(account)
         wanted = {self._domain(t) for t in targets}
         found: dict[str, Binding | None] = {}  # None: the page could not tell, look closer
         unread = set(wanted)
         page, seen = 1, 0
         try:
             while unread:
-                body = self._list_page(page)
+                body = self._list_page(api, page)
                 items = _items(body, "CertInfos", "CertInfo")
                 for item in items:
-                    domain = str(item.get("DomainName") or "").lower()
+                    domain = _listed_domain(item.get("DomainName"))
                     if domain in unread:
                         found[domain] = self._from_page(item)
                         unread.discard(domain)
@@ -167,22 +217,22 @@ class CdnProvider:
             unread.clear()
         for domain in sorted(wanted):
             if found.get(domain) is None:
-                found[domain] = self._look_closer(domain)
+                found[domain] = self._look_closer(domain, account)
         return {t: found[self._domain(t)] for t in targets}
 
-    def _list_page(self, page: int) -> dict[str, Any]:
+    def _list_page(self, api: Any, page: int) -> dict[str, Any]:
         sizes = list(self.page_sizes)
         while True:
             try:
-                return self.api.call("cdn", _request(DescribeCdnHttpsDomainListRequest,
-                                                     PageNumber=page, PageSize=sizes[0]))
+                return api.call("cdn", _request(DescribeCdnHttpsDomainListRequest,
+                                                PageNumber=page, PageSize=sizes[0]))
             except CredentialError:
                 raise
             except ProviderError as exc:
-                if len(sizes) == 1 or "pagesize" not in f"{exc.code} {exc}".lower():
+                if len(sizes) == 1 or not _page_size_refused(exc):
                     raise
-                self.ctx.log.warning("cdn: DescribeCdnHttpsDomainList refused PageSize=%d, using %d",
-                                     sizes[0], sizes[1])
+                self.ctx.log.warning("cdn: DescribeCdnHttpsDomainList refused PageSize=%d (%s), "
+                                     "using %d", sizes[0], exc.code, sizes[1])
                 self.page_sizes = tuple(sizes[1:])
                 sizes.pop(0)
 
@@ -201,19 +251,21 @@ class CdnProvider:
         return Binding("ok", serial=leaf.serial, fingerprint=leaf.fingerprint, not_after=leaf.not_after,
                        cert_name=name)
 
-    def _look_closer(self, domain: str) -> Binding:
+    def _look_closer(self, domain: str, account: str) -> Binding:
         try:
-            return self._domain_info(domain)
+            return self._domain_info(domain, account)
         except CredentialError:
             raise
         except ProviderError as exc:
             return Binding("unknown", detail=str(exc))
 
-    def _domain_info(self, domain: str) -> Binding:
-        """What ``domain`` serves according to DescribeDomainCertificateInfo (exact: the PEM)."""
-        body = self.api.call("cdn", _request(DescribeDomainCertificateInfoRequest, DomainName=domain))
+    def _domain_info(self, domain: str, account: str) -> Binding:
+        """What ``domain`` (API form) serves according to DescribeDomainCertificateInfo
+        (exact: the PEM, and the CAS CertId)."""
+        body = self._api_for(account).call("cdn", _request(DescribeDomainCertificateInfoRequest,
+                                                           DomainName=domain))
         infos = _items(body, "CertInfos", "CertInfo")
-        info = next((i for i in infos if str(i.get("DomainName") or "").lower() == domain),
+        info = next((i for i in infos if _listed_domain(i.get("DomainName")) == domain),
                     infos[0] if infos else None)
         if info is None:
             return Binding("none")
@@ -228,55 +280,54 @@ class CdnProvider:
                 leaf = None
         status = str(info.get("Status") or "success").lower()
         state = "ok" if status == "success" else "pending" if status in _PENDING else "error"
+        detail = None if state == "ok" else f"Status {status}"
+        cert_id = info.get("CertId")
+        known = self.known.lookup(leaf.fingerprint[:12]) if leaf is not None else None
+        if (known is not None and known.fingerprint == leaf.fingerprint and cert_id not in (None, "")
+                and self.hub.identify(cert_id, account) is None):
+            # Our PEM, but in a CAS certificate alicertd did not upload (a copy by hand, a
+            # same-name upload): not ours to keep, so nothing here says it serves our bundle.
+            return Binding(state, not_after=leaf.not_after, cert_name=name,
+                           detail=f"CAS certificate {cert_id} was not uploaded by alicertd")
         return Binding(state, serial=leaf.serial if leaf else None,
                        fingerprint=leaf.fingerprint if leaf else None,
-                       not_after=leaf.not_after if leaf else None, cert_name=name,
-                       detail=None if state == "ok" else f"Status {status}")
+                       not_after=leaf.not_after if leaf else None, cert_name=name, detail=detail)
 
     # ------------------------------------------------------------------ bind
 
     def bind(self, target: Target, bundle: CertificateBundle) -> None:
-        """Upload ``bundle`` to ``target``'s domain. Idempotent, for the two ways a retry
-        meets its earlier attempt:
-
-        - ``ServiceBusy``: the domain is still rolling out a change (the access layer has
-          backed off already). If that change is ours, the bind is done; ``verify`` waits.
-        - the derived name exists already: the stored certificate is this very one (the name
-          embeds its fingerprint), uploaded by an earlier attempt or for another domain. Done
-          if the domain has it; otherwise bind the stored upload with ``ForceSet=1`` (which
-          skips the name check and rewrites the name with identical content)."""
+        """Bind ``target``'s domain to ``bundle``'s CAS certificate (uploaded once per account
+        by the hub). Idempotent: binding the same id again is harmless; ``ServiceBusy`` means
+        the domain is still rolling out a change (the access layer has backed off already),
+        and if that change is ours, the bind is done (``verify`` waits for it)."""
         domain = self._domain(target)
-        name = cert_name(bundle.name, bundle.fingerprint, CDN_NAME_MAX)
+        account = self._account(target)
+        cas = self.hub.ensure(bundle, account)
         try:
-            self.api.call("cdn", _request(SetCdnDomainSSLCertificateRequest, DomainName=domain,
-                                          SSLProtocol="on", CertType="upload", CertName=name,
-                                          SSLPub=bundle.fullchain_pem, SSLPri=bundle.key_pem))
+            self._api_for(account).call("cdn", _request(
+                SetCdnDomainSSLCertificateRequest, DomainName=domain, SSLProtocol="on", CertType="cas",
+                CertId=cas.cert_id, CertRegion=cas.region))
         except CredentialError:
             raise
         except ProviderError as exc:
-            if exc.code == "ServiceBusy" and self._domain_info(domain).fingerprint == bundle.fingerprint:
-                pass  # an earlier attempt set it and its rollout is still running: done
-            elif not _name_taken(exc):
+            if exc.code != "ServiceBusy" or self._domain_info(domain, account).fingerprint != bundle.fingerprint:
                 raise
-            elif self._domain_info(domain).fingerprint != bundle.fingerprint:
-                self.api.call("cdn", _request(BatchSetCdnDomainServerCertificateRequest,
-                                              DomainName=domain, SSLProtocol="on", CertType="upload",
-                                              CertName=name, SSLPub=bundle.fullchain_pem,
-                                              SSLPri=bundle.key_pem, ForceSet="1"))
         self.known.add(leaf_of_bundle(bundle))
-        self.ctx.log.info("cdn: %s: bound %s (serial %s)", domain, name, bundle.serial)
+        self.ctx.log.info("cdn: %s: bound CAS certificate %d (%s, serial %s)", target.name, cas.cert_id,
+                          cas.name, bundle.serial)
 
     # ------------------------------------------------------------------ verify
 
     def verify(self, target: Target, bundle: CertificateBundle, deadline: float) -> Binding:
         domain = self._domain(target)
+        account = self._account(target)
         self.known.add(leaf_of_bundle(bundle))
         started = self.clock()
         last: list[str] = ["has not answered"]
 
         def settled() -> Binding | None:
             try:
-                binding = self._domain_info(domain)
+                binding = self._domain_info(domain, account)
             except CredentialError:
                 raise
             except ProviderError as exc:
@@ -287,7 +338,7 @@ class CdnProvider:
             if binding.state == "ok" and binding.fingerprint == bundle.fingerprint:
                 return binding
             if binding.state == "error" and binding.fingerprint == bundle.fingerprint:
-                raise VerificationError(f"cdn: {domain}: the rollout failed ({binding.detail})")
+                raise VerificationError(f"cdn: {target.name}: the rollout failed ({binding.detail})")
             if binding.fingerprint != bundle.fingerprint:
                 last[0] = (f"still serves serial {binding.serial}" if binding.serial
                            else f"serves no certificate ({binding.detail or binding.state})")
@@ -295,18 +346,40 @@ class CdnProvider:
                 last[0] = f"is still rolling out ({binding.detail or binding.state})"
             return None
 
-        binding = wait_for(settled, deadline=deadline, stop=self.ctx.stop, what=f"cdn: {domain}",
+        binding = wait_for(settled, deadline=deadline, stop=self.ctx.stop, what=f"cdn: {target.name}",
                            clock=self.clock, intervals=self.poll_intervals)
         if binding is None:
-            raise VerificationError(f"cdn: {domain} {last[0]} after "
+            raise VerificationError(f"cdn: {target.name} {last[0]} after "
                                     f"{format_duration(self.clock() - started)}")
         verify = self.ctx.config.verify
         if verify.tls:
-            wait_for_edge("cdn", domain, bundle, connect_to=verify.connect_to, deadline=deadline,
+            wait_for_edge("cdn", (target.domain or target.name).lower(), bundle, connect_to=verify.connect_to, deadline=deadline,
                           stop=self.ctx.stop, started=started, clock=self.clock,
                           intervals=self.poll_intervals)
         return binding
 
     @staticmethod
     def _domain(target: Target) -> str:
-        return (target.domain or target.name).lower()
+        """The target's domain as the CDN API names it (``.example.com`` for a wildcard)."""
+        return api_domain(target.domain or target.name)
+
+    @staticmethod
+    def _account(target: Target) -> str:
+        return getattr(target.settings, "account", None) or "default"
+
+
+def _explain_api_wildcards(raw: Mapping[str, Any], path: str, errors: ConfigErrors, since: int) -> None:
+    """``.example.com`` is how the CDN API spells a wildcard domain; users write
+    ``*.example.com`` (the contract). Replace the generic "empty label" message with that."""
+    domains = raw.get("domains")
+    if not isinstance(domains, list):
+        return
+    for i, item in enumerate(domains):
+        if isinstance(item, str) and item.startswith(".") and not item.startswith(".."):
+            where = f"{path}.domains[{i}]"
+            hint = (f"{where}: {item!r} is the CDN API's spelling of a wildcard domain; "
+                    f"write '*{item}'")
+            errors.messages[since:] = [hint if m.startswith(where + ":") else m
+                                       for m in errors.messages[since:]]
+            if hint not in errors.messages:
+                errors.add(where, hint.split(": ", 1)[1])

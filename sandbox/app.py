@@ -29,6 +29,13 @@ from .state import CdnDomain, CdnHttps, GwCert, GwDomain, RecordData, StoredCert
 FixtureSource = str | Path | Mapping[str, Any] | None
 
 
+def _cdn_api_name(domain: str) -> str:
+    """Admin calls may name a wildcard CDN domain ``*.example.com``; the API's name is
+    ``.example.com``."""
+    domain = domain.lower().rstrip(".")
+    return domain[1:] if domain.startswith("*.") else domain
+
+
 class SandboxError(ValueError):
     """An admin operation was asked for something that does not exist or is not valid."""
 
@@ -411,10 +418,19 @@ class Sandbox:
         now = time.time()
         with self.world.lock:
             self.world.settle(now)
-            d = self.world.cdn.get(domain.lower().rstrip("."))
+            d = self.world.cdn.get(_cdn_api_name(domain))
             if d is None:
                 raise SandboxError(f"unknown CDN domain {domain}")
             return self._cdn_view(d, now)
+
+    def cas_certificates(self, region: str | None = None) -> list[dict]:
+        """Every certificate in the sandbox's CAS (all regions, or one), with the CDN domains
+        that use it."""
+        with self.world.lock:
+            return [dict(_cert_view(c.chain_pem, c.info, c.name, c.cert_id), region=c.region,
+                         source=c.source, bound=self.world.cas_bound(c))
+                    for c in sorted(self.world.certs_by_id.values(), key=lambda c: c.cert_id)
+                    if region is None or c.region == region]
 
     def replace_cdn_binding(self, domain: str, cert_pem: str | None = None, key_pem: str | None = None,
                             cert_name: str | None = None, rollout: bool = False) -> dict:
@@ -423,7 +439,7 @@ class Sandbox:
         now = time.time()
         with self.world.lock:
             self.world.settle(now)
-            d = self.world.cdn.get(domain.lower().rstrip("."))
+            d = self.world.cdn.get(_cdn_api_name(domain))
             if d is None:
                 raise SandboxError(f"unknown CDN domain {domain}")
             cert = None

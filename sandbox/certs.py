@@ -150,7 +150,10 @@ def _match_one(pattern: str, host: str) -> bool:
 
 
 def covers(names, hostname: str) -> bool:
-    """RFC 6125 matching of ``hostname`` (which may itself be a wildcard CDN domain)."""
+    """RFC 6125 matching of ``hostname`` (which may itself be a wildcard CDN domain, in the
+    CDN API's spelling ``.example.com`` or as ``*.example.com``)."""
+    if hostname.startswith("."):
+        hostname = "*" + hostname
     return any(_match_one(n, hostname) for n in names)
 
 

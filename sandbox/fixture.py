@@ -185,13 +185,15 @@ def build_world(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = No
         name = _str(item, "name", path, problems).lower().rstrip(".")
         if not name:
             continue
+        if name.startswith("*."):
+            name = name[1:]  # the CDN API names a wildcard domain ".example.com"
         if name in world.cdn:
             problems.append(f"{path}.name: duplicate CDN domain {name}")
         origins = item.get("sources", ["origin.example.net"])
         if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
             problems.append(f"{path}.sources: must be a list of origin host names")
             origins = []
-        cname_base = name.replace("*.", "all.", 1)
+        cname_base = "all" + name if name.startswith(".") else name
         world.cdn[name] = CdnDomain(
             name=name, cname=f"{cname_base}.w.kunlungr.com", created=now, modified=now,
             cdn_type=str(item.get("cdn_type", "web")), description=str(item.get("description", "")),

@@ -430,12 +430,13 @@ class World:
                     dom.settle(now)
 
     def cdn_for_sni(self, server_name: str) -> CdnDomain | None:
+        """The CDN domain serving ``server_name``: exact, else the wildcard domain one label
+        up, which the CDN API names with a leading period (``.example.com``)."""
         name = server_name.lower().rstrip(".")
         if name in self.cdn:
             return self.cdn[name]
         if "." in name:
-            wildcard = "*." + name.split(".", 1)[1]
-            return self.cdn.get(wildcard)
+            return self.cdn.get("." + name.split(".", 1)[1])
         return None
 
     def cas_bound(self, cert: StoredCert) -> list[str]:

@@ -1,13 +1,19 @@
 """CDN 2018-05-10: HTTPS certificates of accelerated domains.
 
 Why the details matter: the daemon decides "already deployed?" from these read APIs, retries
-SetCdnDomainSSLCertificate after crashes, and verifies by TLS handshake. So the sandbox keeps
-an account-wide certificate store with unique names (same name + same certificate succeeds,
-same name + different certificate fails), rejects what the real service rejects (unparseable
-PEM, mismatched key, a certificate not covering the domain), and makes every change roll out
-asynchronously: ``configuring``/``checking``/``applying`` for ``cdn_rollout_seconds`` while the
-edge still serves the old certificate, then ``online``/``success``. A second change while
-configuring is refused with 403 ``ServiceBusy`` (setting ``cdn_busy_while_configuring``).
+SetCdnDomainSSLCertificate after crashes, and verifies by TLS handshake. So the sandbox binds
+certificates of its CAS (``CertType=cas`` + ``CertId`` + ``CertRegion``, the certificate must
+live in that region) and, in upload mode, stores the upload in CAS cn-hangzhou as a new
+certificate every time (Alibaba's 2026-02-25 notice: a same-name upload adds another
+certificate); it rejects what the real service rejects (unparseable PEM, mismatched key, a
+certificate not covering the domain), and makes every change roll out asynchronously:
+``configuring``/``checking``/``applying`` for ``cdn_rollout_seconds`` while the edge still
+serves the old certificate, then ``online``/``success``. A second change while configuring is
+refused with 403 ``ServiceBusy`` (setting ``cdn_busy_while_configuring``).
+
+A wildcard accelerated domain is named with a leading period, as the API does
+(``.example.com``: "The domain name must start with a period"); fixtures may write
+``*.example.com``.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import datetime as dt
 import re
 
 from ..certs import CertError, validate_pair
-from ..errors import ApiError
+from ..errors import ApiError, invalid_param
 from ..state import CdnDomain, CdnHttps, StoredCert
 from .base import Call, Product, enum_param, int_param, iso, optional, page_of, paging, required, spaced
 
@@ -25,6 +31,13 @@ from .base import Call, Product, enum_param, int_param, iso, optional, page_of, 
 HTTPS_LIST_MAX_PAGE_SIZE = 500
 EXPIRE_SOON_DAYS = 30
 _CERT_NAME_RE = re.compile(r"^[A-Za-z0-9._*\-]{1,64}$")
+CERT_REGIONS = ("cn-hangzhou", "ap-southeast-1")
+
+
+def api_name(domain: str) -> str:
+    """``*.example.com`` as the CDN API names it: ``.example.com``."""
+    domain = domain.lower().rstrip(".")
+    return domain[1:] if domain.startswith("*.") else domain
 
 
 def _domain(call: Call) -> CdnDomain:
@@ -62,16 +75,12 @@ def _store_upload(call: Call, name: str | None, chain_pem: str, key_pem: str, do
     if name is None:
         name = f"cert-{info.serial[:40]}"
     if not _CERT_NAME_RE.match(name):
-        raise ApiError(400, "InvalidCertName.Malformed",
-                       "The CertName must be 1 to 64 characters: letters, digits, '.', '_', '-', '*'.")
+        raise invalid_param("CertName", "1 to 64 characters: letters, digits, '.', '_', '-', '*'.")
     world = call.world
-    existing = world.certs_by_name.get(name)
-    if existing is not None:
-        if existing.info.fingerprint != info.fingerprint:
-            raise ApiError(400, "CertName.AlreadyExists", "The certificate name already exists.")
-        return existing
+    # Since ForceSet went offline (notice of 2026-02-25), an upload under a name that exists
+    # adds another CAS certificate instead of updating or refusing.
     cert = StoredCert(cert_id=world.new_cert_id(), name=name, chain_pem=chain_pem, key_pem=key_pem,
-                      info=info, created=call.now)
+                      info=info, created=call.now, region="cn-hangzhou", source="cdn")
     world.certs_by_name[name] = cert
     world.certs_by_id[cert.cert_id] = cert
     return cert
@@ -109,14 +118,14 @@ def set_cdn_domain_ssl_certificate(call: Call) -> dict:
             raise ApiError(400, "SSLPri.MissingParameter", "The SSLPri parameter is required.")
         cert = _store_upload(call, optional(call, "CertName"), pub, pri, d.name)
     else:
-        enum_param(call, "CertRegion", ("cn-hangzhou", "ap-southeast-1"), "cn-hangzhou",
-                   code="Abs.CertRegion.ValueNotSupported")
+        region = enum_param(call, "CertRegion", CERT_REGIONS, "cn-hangzhou",
+                            code="Abs.CertRegion.ValueNotSupported")
         cert_id = int_param(call, "CertId", None)
         if cert_id is None:
-            raise ApiError(400, "MissingCertId", "CertId is mandatory for this action.")
+            required(call, "CertId")  # "required if you set CertType to cas"
         cert = world.certs_by_id.get(cert_id)
-        if cert is None:
-            raise ApiError(400, "InvalidCertId.NotFound", f"The certificate {cert_id} does not exist.")
+        if cert is None or cert.region != region:
+            raise invalid_param("CertId", f"The certificate {cert_id} does not exist in {region}.")
         _check_usable(cert.info, d.name, call.now)
     d.start_rollout(CdnHttps(cert, cert_type, call.now), call.now, world.settings.cdn_rollout_seconds)
     return {}
@@ -140,7 +149,7 @@ def _cert_info(d: CdnDomain, now: float) -> dict:
         "CertName": c.name,
         "CertId": str(c.cert_id),
         "CertType": d.config.cert_type,
-        "CertRegion": "cn-hangzhou",
+        "CertRegion": c.region,
         "CertDomainName": c.info.common_name or (c.info.dns_names[0] if c.info.dns_names else ""),
         "CertOrg": c.info.organization,
         "CertLife": f"{months} months",

@@ -72,8 +72,11 @@ def sandbox_aliyun(sb) -> AliyunConfig:
 
 
 def sandbox_ctx(sb, state_dir: Path, *, tls: bool = True, timeout: float = 20.0) -> ProviderContext:
+    from daemon.state import CasRecords
     verify = VerifyConfig(tls=tls, connect_to=f"127.0.0.1:{sb.edge_port}", timeout=timeout)
-    return make_ctx(state_dir, aliyun=sandbox_aliyun(sb), verify=verify)
+    ctx = make_ctx(state_dir, aliyun=sandbox_aliyun(sb), verify=verify)
+    ctx.cas_records = CasRecords(state_dir)  # the CAS ids survive like the daemon's state dir
+    return ctx
 
 
 def fast_api(ctx: ProviderContext):

@@ -287,3 +287,36 @@ def test_shared_api_instance(sb, state_dir):
     api = fast_api(ctx)
     a, b = provider_for(CdnProvider, ctx, api=api), provider_for(CdnProvider, ctx, api=api)
     assert a.api is b.api
+
+
+def test_a_thousand_domains_one_wildcard_certificate_one_upload(state_dir):
+    """Issue #11: 1,000 CDN domains, one wildcard certificate: one CAS upload, 1,000 binds by id,
+    no private key (nor any PEM) in any CDN call; a rerun finds everything bound by pages."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sandbox import Sandbox
+    bundle = make_bundle("bulk", ["*.bulk.example.com"])
+    domains = [f"d{i:04d}.bulk.example.com" for i in range(1000)]
+    with Sandbox(bulk_fixture(1000)) as sandbox:
+        ctx = sandbox_ctx(sandbox, state_dir, tls=False)
+        ctx.bundles[bundle.name] = bundle
+        provider = provider_for(CdnProvider, ctx)
+        ts = targets(*domains)
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda t: provider.bind(t, bundle), ts))
+        counts = sandbox.call_counts()
+        assert counts["UploadUserCertificate"] == 1
+        assert counts["SetCdnDomainSSLCertificate"] == 1000
+        cdn_calls = [c for c in sandbox.calls() if c["product"] == "Cdn"]
+        assert len(cdn_calls) == 1000
+        for c in cdn_calls:
+            assert not {"SSLPri", "SSLPub"} & set(c["params"]), c["params"]
+            assert c["params"]["CertType"] == "cas" and c["params"]["CertRegion"] == "cn-hangzhou"
+        [cas] = [c for c in sandbox.cas_certificates() if c["source"] == "cas"]
+        assert len(cas["bound"]) == 1000
+        assert {c["params"]["CertId"] for c in cdn_calls} == {cas["cert_id"]}
+
+        sandbox.clear_calls()
+        rerun = provider_for(CdnProvider, ctx)
+        assert all(b.serves(bundle) for b in rerun.read_bindings(ts).values())
+        assert sandbox.call_counts() == {"DescribeCdnHttpsDomainList": 2}

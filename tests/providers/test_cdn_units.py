@@ -260,12 +260,26 @@ def test_target_identity_is_provider_and_name():
     assert a == b and hash(a) == hash(b)
 
 
-# --------------------------------------------------------------------------- bind after "name exists"
+# --------------------------------------------------------------------------- bind by CAS id
 
 
-class NameTaken(ScriptedCdn):
-    """The real service's reported behaviour: an upload under an existing name fails, even
-    with the same certificate (the sandbox accepts that case, so it is scripted here)."""
+class FakeHub:
+    """The CAS hub's interface, counting uploads (the real one is tested in test_cas_sandbox)."""
+
+    def __init__(self):
+        self.ensured: list[tuple[str, str]] = []
+
+    def ensure(self, bundle, account="default"):
+        from providers.cas import CasCertificate
+        self.ensured.append((bundle.fingerprint, account))
+        return CasCertificate(4242, "ap-southeast-1", "alicertd-x", bundle.fingerprint, bundle.serial)
+
+    def identify(self, cert_id, account="default"):
+        return None
+
+
+class Busy(ScriptedCdn):
+    """SetCdnDomainSSLCertificate answers ServiceBusy (after the access layer's backoff)."""
 
     def __init__(self, served_pem: str | None):
         super().__init__([])
@@ -273,36 +287,101 @@ class NameTaken(ScriptedCdn):
 
     def call(self, product, request, *, region=None):
         action, params = request.get_action_name(), dict(request.get_query_params())
+        self.calls.append((action, params))
         if action == "SetCdnDomainSSLCertificate":
-            self.calls.append((action, params))
-            raise ProviderError("cdn: SetCdnDomainSSLCertificate failed: CertName.AlreadyExists (HTTP 400): "
-                                "The certificate name already exists.", code="CertName.AlreadyExists")
-        if action == "DescribeDomainCertificateInfo" and self.served_pem:
-            self.calls.append((action, params))
-            return {"CertInfos": {"CertInfo": [{
-                "DomainName": params["DomainName"], "ServerCertificateStatus": "on", "Status": "success",
-                "ServerCertificate": self.served_pem}]}}
-        if action == "BatchSetCdnDomainServerCertificate":
-            self.calls.append((action, params))
-            return {"RequestId": "x"}
-        return super().call(product, request, region=region)
+            raise ProviderError("cdn: SetCdnDomainSSLCertificate failed: ServiceBusy (HTTP 403)",
+                                code="ServiceBusy", retryable=True)
+        info = {"DomainName": params["DomainName"], "ServerCertificateStatus": "on", "Status": "configuring"}
+        if self.served_pem:
+            info["ServerCertificate"] = self.served_pem
+        return {"CertInfos": {"CertInfo": [info]}}
 
 
-def test_name_exists_and_the_domain_has_it_is_done(state_dir):
+class Recorder(ScriptedCdn):
+    def call(self, product, request, *, region=None):
+        self.calls.append((request.get_action_name(), dict(request.get_query_params())))
+        return {}
+
+
+def test_bind_names_the_cas_certificate_and_sends_no_key(state_dir):
+    bundle = make_bundle("www", ["*.example.com"])
+    api, hub = Recorder([]), FakeHub()
+    settings, errors = parse_cdn({"domains": ["*.example.com"], "account": "default"})
+    assert errors == []
+    [t] = CdnProvider.expand(settings)
+    CdnProvider(make_ctx(state_dir), api=api, hub=hub).bind(t, bundle)
+    [(action, params)] = api.calls
+    assert action == "SetCdnDomainSSLCertificate"
+    assert params == {"DomainName": ".example.com", "SSLProtocol": "on", "CertType": "cas",
+                      "CertId": 4242, "CertRegion": "ap-southeast-1"}
+    assert hub.ensured == [(bundle.fingerprint, "default")]
+
+
+def test_service_busy_with_our_certificate_is_done(state_dir):
     bundle = make_bundle("www", ["a.example.com"])
-    api = NameTaken(served_pem=bundle.fullchain_pem)
+    api = Busy(served_pem=bundle.fullchain_pem)
     [t] = cdn_targets(["a.example.com"])
-    CdnProvider(make_ctx(state_dir), api=api).bind(t, bundle)
+    provider = CdnProvider(make_ctx(state_dir), api=api, hub=FakeHub())
+    provider.bind(t, bundle)
     assert [a for a, _ in api.calls] == ["SetCdnDomainSSLCertificate", "DescribeDomainCertificateInfo"]
 
 
-def test_name_exists_for_another_domain_binds_the_stored_upload(state_dir):
-    bundle = make_bundle("www", ["a.example.com", "b.example.com"])
-    api = NameTaken(served_pem=None)
-    [t] = cdn_targets(["b.example.com"])
-    CdnProvider(make_ctx(state_dir), api=api).bind(t, bundle)
-    assert [a for a, _ in api.calls] == ["SetCdnDomainSSLCertificate", "DescribeDomainCertificateInfo",
-                                         "BatchSetCdnDomainServerCertificate"]
-    params = api.calls[-1][1]
-    assert params["ForceSet"] == "1" and params["DomainName"] == "b.example.com"
-    assert params["CertName"] == api.calls[0][1]["CertName"] == cert_name("www", bundle.fingerprint, CDN_NAME_MAX)
+def test_service_busy_with_another_certificate_fails(state_dir):
+    bundle = make_bundle("www", ["a.example.com"])
+    api = Busy(served_pem=make_bundle("old", ["a.example.com"]).fullchain_pem)
+    [t] = cdn_targets(["a.example.com"])
+    with pytest.raises(ProviderError, match="ServiceBusy"):
+        CdnProvider(make_ctx(state_dir), api=api, hub=FakeHub()).bind(t, bundle)
+
+
+def test_generic_invalid_parameter_also_shrinks_the_page(state_dir):
+    """No PageSize-specific code is documented: a bare InvalidParameter triggers the fallback."""
+    bundle = make_bundle("www", ["example.com"])
+
+    class Generic(ScriptedCdn):
+        def call(self, product, request, *, region=None):
+            if int(request.get_query_params().get("PageSize", 0)) > 100:
+                self.calls.append((request.get_action_name(), dict(request.get_query_params())))
+                raise ProviderError("cdn: DescribeCdnHttpsDomainList failed: InvalidParameter (HTTP 400)",
+                                    code="InvalidParameter")
+            return super().call(product, request, region=region)
+
+    api = Generic(rows_for(150, bundle))
+    provider = CdnProvider(make_ctx(state_dir), api=api)
+    provider.known.add(leaf_of_pem(bundle.fullchain_pem))
+    targets = cdn_targets([r["DomainName"] for r in api.rows])
+    assert all(b.serves(bundle) for b in provider.read_bindings(targets).values())
+    assert [p["PageSize"] for _, p in api.calls] == [500, 100, 100]
+
+
+def test_other_failures_do_not_shrink_the_page(state_dir):
+    class Denied(ScriptedCdn):
+        def call(self, product, request, *, region=None):
+            self.calls.append((request.get_action_name(), dict(request.get_query_params())))
+            raise ProviderError("cdn: DescribeCdnHttpsDomainList failed: InvalidDomain.NotFound (HTTP 404)",
+                                code="InvalidDomain.NotFound")
+
+    api = Denied([])
+    provider = CdnProvider(make_ctx(state_dir), api=api)
+    [t] = cdn_targets(["a.example.com"])
+    assert provider.read_bindings([t])[t].state == "unknown"
+    assert [p.get("PageSize") for a, p in api.calls if a == "DescribeCdnHttpsDomainList"] == [500]
+
+
+def test_listing_matches_both_wildcard_spellings(state_dir):
+    bundle = make_bundle("www", ["*.a.example.com", "*.b.example.com"])
+    name = cert_name(bundle.name, bundle.fingerprint, CDN_NAME_MAX)
+    api = ScriptedCdn([{"DomainName": ".a.example.com", "CertName": name, "CertStatus": "ok"},
+                       {"DomainName": "*.b.example.com", "CertName": name, "CertStatus": "ok"}])
+    provider = CdnProvider(make_ctx(state_dir), api=api)
+    provider.known.add(leaf_of_pem(bundle.fullchain_pem))
+    targets = cdn_targets(["*.a.example.com", "*.b.example.com"])
+    assert all(b.serves(bundle) for b in provider.read_bindings(targets).values())
+    assert api.count("DescribeDomainCertificateInfo") == 0
+
+
+def test_api_wildcard_spelling_is_refused_with_a_pointer():
+    settings, errors = parse_cdn({"domains": ["cdn.example.com", ".static.example.com"]})
+    assert settings is None
+    assert errors == [f"{PATH}.domains[1]: '.static.example.com' is the CDN API's spelling of a "
+                      f"wildcard domain; write '*.static.example.com'"]

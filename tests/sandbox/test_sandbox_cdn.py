@@ -66,16 +66,54 @@ def test_second_change_while_configuring_is_busy(sb, client, ca):
     assert (err.get_http_status(), err.get_error_code()) == (403, "ServiceBusy")
 
 
-def test_cert_name_reuse_rules(sb, client, ca):
+def test_same_name_uploads_add_certificates(sb, client, ca):
+    """Since ForceSet went offline (notice of 2026-02-25) an upload under an existing name adds
+    another CAS certificate; names repeat, ids do not."""
     sb.set_cdn_rollout_seconds(0)
     chain, key, _ = ca.issue(["cdn.example.com", "img.example.com"])
     call(sb, client, set_cert("cdn.example.com", chain, key, "shared-name"))
-    call(sb, client, set_cert("img.example.com", chain, key, "shared-name"))  # same cert: fine
     other_chain, other_key, _ = ca.issue(["img.example.com"])
-    err = call_error(sb, client, set_cert("img.example.com", other_chain, other_key, "shared-name"))
-    assert (err.get_http_status(), err.get_error_code()) == (400, "CertName.AlreadyExists")
+    call(sb, client, set_cert("img.example.com", other_chain, other_key, "shared-name"))
+    shared = [c for c in sb.cas_certificates() if c["cert_name"] == "shared-name"]
+    assert len(shared) == 2 and len({c["cert_id"] for c in shared}) == 2
+    assert all(c["region"] == "cn-hangzhou" for c in shared)
     err = call_error(sb, client, set_cert("img.example.com", other_chain, other_key, "bad name!"))
-    assert err.get_error_code() == "InvalidCertName.Malformed"
+    assert err.get_error_code() == "InvalidParameter"
+
+
+def cas_bind(domain, cert_id, region=None):
+    req = set_cert(domain)
+    req.add_query_param("CertType", "cas")
+    if cert_id is not None:
+        req.add_query_param("CertId", cert_id)
+    if region is not None:
+        req.add_query_param("CertRegion", region)
+    return req
+
+
+def test_bind_by_cas_id_in_its_region(sb, client, ca):
+    from aliyunsdkcore.request import CommonRequest
+    sb.set_cdn_rollout_seconds(0)
+    chain, key, leaf = ca.issue(["cdn.example.com"])
+    up = CommonRequest(domain="cas.aliyuncs.com", version="2020-04-07", action_name="UploadUserCertificate")
+    for k, v in {"Name": "by-id", "Cert": chain, "Key": key}.items():
+        up.add_query_param(k, v)
+    intl = AcsClient_for_region("ap-southeast-1")
+    cert_id = call(sb, intl, up)["CertId"]
+    assert call_error(sb, client, cas_bind("cdn.example.com", cert_id)).get_error_code() == "InvalidParameter"
+    assert call_error(sb, client, cas_bind("cdn.example.com", None)).get_error_code() == "MissingCertId"
+    assert call_error(sb, client, cas_bind("cdn.example.com", cert_id, "eu-central-1")).get_error_code() \
+        == "Abs.CertRegion.ValueNotSupported"
+    call(sb, client, cas_bind("cdn.example.com", cert_id, "ap-southeast-1"))
+    info = cert_info(sb, client, "cdn.example.com")
+    assert (info["CertType"], info["CertId"], info["CertRegion"]) == ("cas", str(cert_id), "ap-southeast-1")
+    assert handshake(sb, "cdn.example.com", ca.pem) == serial_of(leaf)
+
+
+def AcsClient_for_region(region):  # noqa: N802 - reads like the SDK class it builds
+    from aliyunsdkcore.client import AcsClient
+    from conftest import AK, SECRET
+    return AcsClient(AK, SECRET, region)
 
 
 @pytest.mark.parametrize("case,code", [
@@ -105,14 +143,19 @@ def test_certificate_validation(sb, client, ca, case, code):
 
 
 def test_wildcard_cdn_domain(sb, client, ca):
+    """The API names a wildcard accelerated domain with a leading period."""
     sb.set_cdn_rollout_seconds(0)
     exact, exact_key, _ = ca.issue(["a.static.example.com"])
-    err = call_error(sb, client, set_cert("*.static.example.com", exact, exact_key, "w0"))
+    err = call_error(sb, client, set_cert(".static.example.com", exact, exact_key, "w0"))
     assert err.get_error_code() == "CertificateDomainNotMatch"  # a wildcard domain needs *.
+    assert call_error(sb, client, set_cert("*.static.example.com", exact, exact_key, "w0")).get_error_code() \
+        == "InvalidDomain.NotFound"  # the user's spelling is not the API's
     chain, key, leaf = ca.issue(["*.static.example.com"])
-    call(sb, client, set_cert("*.static.example.com", chain, key, "w1"))
+    call(sb, client, set_cert(".static.example.com", chain, key, "w1"))
     assert handshake(sb, "a.static.example.com", ca.pem) == serial_of(leaf)
     assert handshake(sb, "a.b.static.example.com") != serial_of(leaf)  # one label only
+    listed = call(sb, client, DescribeCdnHttpsDomainListRequest())["CertInfos"]["CertInfo"]
+    assert ".static.example.com" in [r["DomainName"] for r in listed]
 
 
 def test_wildcard_certificate_covers_one_label(sb, client, ca):
