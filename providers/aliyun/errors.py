@@ -82,6 +82,19 @@ ERROR_TABLE: dict[str, ErrorRule] = {
     "RecordForbidden.DNSChange": _FAIL,
     "InvalidDomain.NotFound": _FAIL,  # CDN
     "NotFoundApiGroup": _FAIL,  # CloudAPI: its documented NotFound%s (400)
+    # ALB/NLB: the listener is busy with another change; the provider waits for Running and
+    # re-reads (a refused change changed nothing). ALB spells it .Listener, NLB .listener.
+    "IncorrectStatus.Listener": _FAIL,
+    "IncorrectStatus.listener": _FAIL,
+    "ResourceInConfiguring.Listener": _FAIL,
+    "Conflict.Lock": _FAIL,
+    "SystemBusy": _BACKOFF,  # NLB: "System is busy, please try again later."
+    "ResourceNotFound.Listener": _FAIL,
+    "ResourceNotFound.listener": _FAIL,
+    "ResourceNotFound.Certificate": _FAIL,
+    "ResourceAlreadyAssociated.Certificate": _FAIL,  # ALB/NLB: the certificate is there already
+    "CertificateAndPrivateKeyIsRefered": _FAIL,  # CLB: DeleteServerCertificate of one in use
+    "ServerCertificateId.NotFound": _FAIL,
     "MissingParameter": _FAIL,
     "InvalidParameter": _FAIL,
     "SDK.InvalidParams": _FAIL,
