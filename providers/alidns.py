@@ -226,12 +226,11 @@ class AlidnsProvider:
             if exc.code == "DomainRecordDuplicate":
                 self._adopt_duplicate(rec)
                 return
-            if not exc.retryable:
-                # A definite refusal: nothing was created, nothing to remember.
-                journal.remove(rec.journal_id)
-                rec.done = True
-            # Otherwise the outcome is unknown (timeouts): the journal entry stays, and cleanup
-            # looks the record up by its value.
+            # Even a definite refusal does not prove that nothing was created: the access layer
+            # re-sends AddDomainRecord after a lost answer, and the refusal may be about the
+            # record the first attempt made. DomainRecordDuplicate is the documented code for
+            # that, but nothing else may be assumed, so the journal entry stays either way and
+            # cleanup looks the record up by its value (one read when there is none).
             raise
         journal.update(rec.journal_id, rec.journal_entry())
         self.log.debug("alidns: added TXT %s (RecordId %s)", rec.fqdn, rec.record_id)
