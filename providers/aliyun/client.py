@@ -24,6 +24,7 @@ Each rule below answers a documented SDK behaviour (/work/shared/aliyun-api.md):
 from __future__ import annotations
 
 import collections
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -45,7 +46,12 @@ from aliyunsdkcore.http import protocol_type
 
 from daemon.config import AliyunConfig
 from providers.aliyun import errors
-from providers.aliyun.credentials import SDK_ENV_OVERRIDES, Credentials, CredentialSource
+from providers.aliyun.credentials import (
+    SDK_ENV_OVERRIDES,
+    AssumeRoleSource,
+    Credentials,
+    CredentialSource,
+)
 from providers.base import ProviderError
 
 CONNECT_TIMEOUT = 5.0
@@ -90,14 +96,6 @@ PRODUCTS: dict[str, Product] = {
     "cdn": Product("cdn", "cdn", lambda region: "cdn.aliyuncs.com"),
     # API Gateway is regional: apigateway.<region>.aliyuncs.com (the SDK may guess cloudapi.*).
     "apigateway": Product("apigateway", "apigateway", lambda region: f"apigateway.{region}.aliyuncs.com"),
-    # ALB 2020-06-16 and NLB 2022-04-30: the regional rule <product>.<region>.aliyuncs.com
-    # (alibabacloud-alb20200616 / -nlb20220430 clients: endpoint_rule "regional").
-    "alb": Product("alb", "alb", lambda region: f"alb.{region}.aliyuncs.com"),
-    "nlb": Product("nlb", "nlb", lambda region: f"nlb.{region}.aliyuncs.com"),
-    # CLB (slb 2014-05-15): slb.aliyuncs.com for the regions in the model's endpoint map, the
-    # regional rule otherwise (alibabacloud-slb20140515 client).
-    "slb": Product("slb", "slb", lambda region: "slb.aliyuncs.com" if region in _SLB_CENTRAL
-                   else f"slb.{region}.aliyuncs.com"),
     # DCDN 2018-01-15: dcdn.aliyuncs.com for every region (alibabacloud-dcdn20180115 endpoint map).
     "dcdn": Product("dcdn", "dcdn", lambda region: "dcdn.aliyuncs.com"),
     # ESA 2024-09-10: the regional rule esa.<region>.aliyuncs.com (alibabacloud-esa20240910
@@ -106,8 +104,19 @@ PRODUCTS: dict[str, Product] = {
     # CAS 2020-04-07 (RAM code yundun-cert): cas.aliyuncs.com for cn-hangzhou, the regional rule
     # cas.<region>.aliyuncs.com otherwise (ap-southeast-1: the international site); called with
     # the account's cas_region.
+    # STS 2015-04-01: the regional rule sts.<region>.aliyuncs.com (alibabacloud-sts20150401
+    # client: endpoint_rule "regional"; its endpoint map lists only special regions).
+    "sts": Product("sts", "sts", lambda region: f"sts.{region}.aliyuncs.com"),
     "cas": Product("cas", "yundun-cert",
                    lambda region: "cas.aliyuncs.com" if region == "cn-hangzhou" else f"cas.{region}.aliyuncs.com"),
+    # ALB 2020-06-16 and NLB 2022-04-30: the regional rule <product>.<region>.aliyuncs.com
+    # (alibabacloud-alb20200616 / -nlb20220430 clients: endpoint_rule "regional").
+    "alb": Product("alb", "alb", lambda region: f"alb.{region}.aliyuncs.com"),
+    "nlb": Product("nlb", "nlb", lambda region: f"nlb.{region}.aliyuncs.com"),
+    # CLB (slb 2014-05-15): slb.aliyuncs.com for the regions in the model's endpoint map, the
+    # regional rule otherwise (alibabacloud-slb20140515 client).
+    "slb": Product("slb", "slb", lambda region: "slb.aliyuncs.com" if region in _SLB_CENTRAL
+                   else f"slb.{region}.aliyuncs.com"),
 }
 
 
@@ -469,7 +478,38 @@ def _scrub(text: str, secrets: list[str], limit: int = MESSAGE_LIMIT) -> str:
     return _one_line(text, limit)
 
 
-def shared_api(ctx) -> AliyunApi:
-    """The run's one AliyunApi (one credential lookup, one client pool, one call counter),
-    shared by every Alibaba Cloud provider through ``ctx.shared``."""
-    return ctx.shared("aliyun_api", lambda: AliyunApi(ctx.config.aliyun, log=ctx.log, stop=ctx.stop))
+def shared_api(ctx, account: str = "default") -> AliyunApi:
+    """The run's one AliyunApi per account entry (one credential lookup, one client pool, one
+    call counter), shared by every Alibaba Cloud provider through ``ctx.shared``.
+
+    An entry with ``ram_role_arn`` gets credentials from STS AssumeRole, called through the
+    AliyunApi of ``source_account`` (or of the entry's own keys); that API is looked up when
+    the role is first assumed, not here (``ctx.shared`` is not re-entrant)."""
+    key = "aliyun_api" if account == "default" else f"aliyun_api:{account}"
+    return ctx.shared(key, lambda: account_api(ctx, account))
+
+
+def account_api(ctx, account: str) -> AliyunApi:
+    """A new AliyunApi for the account entry ``account`` (see :func:`shared_api`)."""
+    entry = ctx.config.aliyun.account(account)
+    if not entry.ram_role_arn:
+        return AliyunApi(entry, log=ctx.log, stop=ctx.stop)
+    if entry.source_account:
+        source = entry.source_account
+        base_text = f"the credentials of account {source}"
+
+        def base_api() -> AliyunApi:
+            return shared_api(ctx, source)
+    else:
+        base_text = f"the own credentials of account {account}"
+
+        def base_api() -> AliyunApi:
+            return ctx.shared(f"aliyun_api:{account}#own",
+                              lambda: AliyunApi(dataclasses.replace(entry, ram_role_arn=None),
+                                                log=ctx.log, stop=ctx.stop))
+
+    def assume(request) -> dict:  # STS in the assuming entry's own region
+        return base_api().call("sts", request, region=entry.region)
+
+    assumed = AssumeRoleSource(entry, assume, base=base_text, log=ctx.log)
+    return AliyunApi(entry, log=ctx.log, stop=ctx.stop, credentials=assumed)

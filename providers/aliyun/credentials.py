@@ -105,13 +105,17 @@ class CredentialSource:
         self.role: str | None = None
         self._metadata_base = config.metadata_endpoint.rstrip("/")
         env = os.environ if env is None else env
+        self.account = config.name
+        if config.name != "default":
+            env = {}  # the ALIBABA_CLOUD_* variables are [aliyun]'s, never another entry's
+        where = "[aliyun]" if config.name == "default" else f"[aliyun.accounts.{config.name}]"
         if config.access_key_id or config.access_key_secret:
             if not (config.access_key_id and config.access_key_secret):
                 self._problem = ("aliyun: set both access_key_id and access_key_secret in [aliyun] "
                                  "(one of them is empty)")
             else:
                 self._current = Credentials(config.access_key_id, config.access_key_secret,
-                                            config.security_token or None, source="config [aliyun]")
+                                            config.security_token or None, source=f"config {where}")
         elif env.get(ENV_KEY_ID) or env.get(ENV_KEY_SECRET):
             if not (env.get(ENV_KEY_ID) and env.get(ENV_KEY_SECRET)):
                 self._problem = (f"aliyun: set both {ENV_KEY_ID} and {ENV_KEY_SECRET} "
@@ -283,7 +287,102 @@ class CredentialSource:
             raise CredentialError(f"aliyun: instance metadata answer for RAM role {role} lacks "
                                   "AccessKeyId, AccessKeySecret or SecurityToken")
         expiration = _parse_expiration(data.get("Expiration"))
-        creds = Credentials(key_id, secret, token, source=f"RAM role {role}", expiration=expiration)
+        label = f"RAM role {role}" if self.account == "default" else \
+            f"account {self.account}: RAM role {role}"
+        creds = Credentials(key_id, secret, token, source=label, expiration=expiration)
         self._log.info("aliyun: fetched credentials of RAM role %s (AccessKeyId %s, expires %s)",
                        role, key_id, expiration.isoformat() if expiration else "unknown")
         return creds
+
+
+# --------------------------------------------------------------------------- STS AssumeRole
+
+STS_VERSION = "2015-04-01"
+#: AssumeRole DurationSeconds: "Minimum value: 900 ... Default value: 3600" (alibabacloud-sts20150401
+#: AssumeRoleRequest). 3600 is asked for explicitly; the role's MaxSessionDuration may not be lower.
+ASSUME_ROLE_SECONDS = 3600
+
+
+class AssumeRoleSource:
+    """Credentials of an account entry's ``ram_role_arn``, from STS ``AssumeRole`` called with
+    the credentials of ``source_account`` (or of the entry itself): ``call`` sends one STS
+    request through that account's AliyunApi (retries, error mapping, its own refresh).
+
+    The same interface as :class:`CredentialSource`: assumed credentials are shared by every
+    caller of this account for the run and refreshed 5 minutes before ``Expiration`` or on
+    demand (the API said the token expired). A failure is a CredentialError naming the
+    account entry and the role, for this account only."""
+
+    refreshable = True
+
+    def __init__(self, config: AliyunConfig, call: Callable[[object], dict], *,
+                 base: str, log: logging.Logger, now: Callable[[], datetime] = _utcnow):
+        if not config.ram_role_arn:
+            raise ValueError(f"account {config.name} has no ram_role_arn")
+        self.account = config.name
+        self.arn = config.ram_role_arn
+        self.session_name = config.role_session_name
+        self._call = call
+        self._base = base
+        self._log = log
+        self._now = now
+        self._lock = threading.Lock()
+        self._current: Credentials | None = None
+        self.role = config.ram_role_arn
+
+    def describe(self) -> str:
+        return f"account {self.account}: role {self.arn} assumed with {self._base}"
+
+    def get(self) -> Credentials:
+        with self._lock:
+            cur = self._current
+            if cur is None or (cur.expiration is not None
+                               and self._now() >= cur.expiration - REFRESH_MARGIN):
+                self._current = self._assume(keep=cur)
+            return self._current
+
+    def refresh(self, stale: Credentials | None = None) -> Credentials:
+        with self._lock:
+            if stale is not None and self._current is not None and self._current != stale:
+                return self._current
+            self._current = self._assume(keep=None)
+            return self._current
+
+    def _request(self):
+        from aliyunsdkcore.request import CommonRequest  # the SDK's generic RPC request
+
+        request = CommonRequest(domain="sts.aliyuncs.com", version=STS_VERSION,
+                                action_name="AssumeRole")
+        request.add_query_param("RoleArn", self.arn)
+        request.add_query_param("RoleSessionName", self.session_name)
+        request.add_query_param("DurationSeconds", str(ASSUME_ROLE_SECONDS))
+        return request
+
+    def _assume(self, *, keep: Credentials | None) -> Credentials:
+        try:
+            body = self._call(self._request())
+        except Exception as exc:  # ProviderError/CredentialError from the STS call
+            if keep is not None and keep.expiration is not None and self._now() < keep.expiration:
+                self._log.warning("aliyun: account %s: renewing role %s failed (%s); the current "
+                                  "credentials stay valid until %s", self.account, self.arn,
+                                  exc, keep.expiration.isoformat())
+                return keep
+            retryable = bool(getattr(exc, "retryable", False))
+            raise CredentialError(f"aliyun: account {self.account}: cannot assume role {self.arn} "
+                                  f"with {self._base}: {exc}", retryable=retryable) from None
+        creds = body.get("Credentials") if isinstance(body, dict) else None
+        if not isinstance(creds, dict):
+            raise CredentialError(f"aliyun: account {self.account}: AssumeRole answer for "
+                                  f"{self.arn} has no Credentials")
+        key_id, secret, token = (creds.get("AccessKeyId"), creds.get("AccessKeySecret"),
+                                 creds.get("SecurityToken"))
+        if not all(isinstance(v, str) and v for v in (key_id, secret, token)):
+            raise CredentialError(f"aliyun: account {self.account}: AssumeRole answer for "
+                                  f"{self.arn} lacks AccessKeyId, AccessKeySecret or SecurityToken")
+        expiration = _parse_expiration(creds.get("Expiration"))
+        result = Credentials(key_id, secret, token, expiration=expiration,
+                             source=f"account {self.account}: role {self.arn}")
+        self._log.info("aliyun: account %s: assumed role %s (AccessKeyId %s, expires %s)",
+                       self.account, self.arn, key_id,
+                       expiration.isoformat() if expiration else "unknown")
+        return result

@@ -272,11 +272,11 @@ def test_ram_role_credentials_from_metadata_and_refresh(sandbox, monkeypatch):
     api.call("alidns", domains_request())
     first = sandbox.calls(action="DescribeDomains")[-1]["access_key_id"]
     assert first.startswith("STS.")
-    metadata = [c for c in sandbox.calls() if c["action"].startswith("Metadata")]
+    metadata = [c for c in sandbox.calls() if c["action"] == "MetadataRoleCredentials"]
     assert len(metadata) == 1  # fetched once, reused while far from Expiration
     shift[0] = timedelta(seconds=3600 - 290)  # inside 5 minutes of Expiration
     api.call("alidns", domains_request())
-    metadata = [c for c in sandbox.calls() if c["action"].startswith("Metadata")]
+    metadata = [c for c in sandbox.calls() if c["action"] == "MetadataRoleCredentials"]
     assert len(metadata) == 2
 
 
