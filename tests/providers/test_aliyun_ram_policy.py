@@ -16,6 +16,9 @@ _CAS = re.compile(r"_request\(\s*\"(\w+)\"")
 # request classes a provider defines itself for actions the legacy SDK package lacks (esa.py):
 # RpcRequest.__init__(self, "<Product>", "<version>", "<Action>"); RAM prefix = product, lower
 _RPC = re.compile(r"RpcRequest\.__init__\(self,\s*\"(\w+)\",\s*\"[\d-]+\",\s*\"(\w+)\"")
+# the load balancer providers call self._call("<Action>", ...) (providers/loadbalancers.rpc)
+_LB_CALL = re.compile(r"self\._call\(\s*\"(\w+)\"")
+_LB_PREFIX = {"alb.py": "alb", "nlb.py": "nlb", "clb.py": "slb"}
 
 
 def used_actions() -> set[str]:
@@ -28,6 +31,8 @@ def used_actions() -> set[str]:
             found.add(f"{PACKAGES[package]}:{action}")
         assert not _COMMON.search(text), f"{path}: CommonRequest: add its action to this test"
         found.update(f"{product.lower()}:{action}" for product, action in _RPC.findall(text))
+        if path.name in _LB_PREFIX:
+            found.update(f"{_LB_PREFIX[path.name]}:{action}" for action in _LB_CALL.findall(text))
         if path.name == "cas.py":
             found.update(f"yundun-cert:{action}" for action in _CAS.findall(text))
     return found
