@@ -99,17 +99,27 @@ def publish_exchange(product: str, version: str, action: str, method: str, statu
             listener(dict(record))
 
 
-@contextlib.contextmanager
-def capture_exchanges() -> Iterator[list[dict]]:
-    """``with capture_exchanges() as got:`` collects every RPC exchange any sandbox in this
-    process answers meanwhile: product, version, action, method, status, fault, all request
-    params (common ones included) and the parsed response body (``None`` if not JSON)."""
-    got: list[dict] = []
-    listener = got.append
+def add_listener(listener: Callable[[dict], None]) -> None:
+    """Call ``listener(exchange)`` for every RPC exchange any sandbox in this process answers
+    (from the sandbox's request threads): product, version, action, method, status, fault, all
+    request params (common ones included) and the parsed response body (``None`` if not JSON)."""
     with _listeners_lock:
         _listeners.append(listener)
+
+
+def remove_listener(listener: Callable[[dict], None]) -> None:
+    with _listeners_lock:
+        if listener in _listeners:
+            _listeners.remove(listener)
+
+
+@contextlib.contextmanager
+def capture_exchanges() -> Iterator[list[dict]]:
+    """``with capture_exchanges() as got:`` collects every exchange answered meanwhile."""
+    got: list[dict] = []
+    listener = got.append
+    add_listener(listener)
     try:
         yield got
     finally:
-        with _listeners_lock:
-            _listeners.remove(listener)
+        remove_listener(listener)

@@ -177,6 +177,25 @@ def _check_body_against(prefix: str, cls: type, body: dict, out: list[str]) -> N
             out.extend(p for v in value if (p := _enum_problem(prefix + name, f, v)))
 
 
+def _differences(path: str, sent, back):
+    """(path, how) for every place where the round-tripped body differs from the sent one."""
+    if isinstance(sent, dict) and isinstance(back, dict):
+        for k, v in sent.items():
+            where = f"{path}.{k}" if path else k
+            if k not in back:
+                yield where, "loses it"
+            else:
+                yield from _differences(where, v, back[k])
+        for k in back.keys() - sent.keys():
+            if back[k] != []:  # to_map writes every list field, absent ones as []
+                yield (f"{path}.{k}" if path else k), f"adds it ({back[k]!r})"
+    elif isinstance(sent, list) and isinstance(back, list) and len(sent) == len(back):
+        for i, (a, b) in enumerate(zip(sent, back, strict=True)):
+            yield from _differences(f"{path}[{i}]", a, b)
+    elif sent != back:
+        yield path, f"gives {back!r} for {sent!r}"
+
+
 def check_response(exchange: dict) -> list[str]:
     """Problems with the response body of one successful exchange."""
     action = exchange["action"]
@@ -193,9 +212,8 @@ def check_response(exchange: dict) -> list[str]:
     out: list[str] = []
     _check_body_against("", cls, body, out)
     if not out:
-        back = cls().from_map(json.loads(json.dumps(body))).to_map()
-        if json.loads(json.dumps(back)) != body:
-            out.append(f"from_map/to_map does not give the body back: {back!r}")
+        back = json.loads(json.dumps(cls().from_map(json.loads(json.dumps(body))).to_map()))
+        out.extend(f"{path}: from_map/to_map {how}" for path, how in _differences("", body, back))
     return [f"{exchange['product']}.{action} response: {p}" for p in out]
 
 
@@ -213,5 +231,10 @@ def check_all(exchanges: list[dict]) -> list[str]:
     seen: dict[str, None] = {}
     for ex in exchanges:
         for p in check_exchange(ex):
-            seen.setdefault(_ANY_INDEX.sub("[]", p), None)
+            seen.setdefault(collapse_indexes(p), None)
     return list(seen)
+
+
+def collapse_indexes(problem: str) -> str:
+    """``Record[3].X`` -> ``Record[].X``: one line per problem, not one per list item."""
+    return _ANY_INDEX.sub("[]", problem)

@@ -20,8 +20,11 @@ _REQUIRED = "This parameter is required."
 _VALID_VALUES = re.compile(r"valid values?\b", re.I)
 _BULLET = re.compile(r"^\s*[*-]\s+(.*)$")
 _BOLD = re.compile(r"\*\*([^*]+?)\*\*")
+_LEAD_BOLD = re.compile(r"^\*\*([^*]+?)\*\*(?:\s*[:(（]|\s*$|\s+-)")
+_RANGE_TOKEN = re.compile(r"^\s*-?\d+\s*(?:to|~|-)\s*-?\d+\s*$|^\[.*\]$", re.I)
+_SENTENCE_END = re.compile(r"\.(?:\s|$)")
 _RANGE = re.compile(r"\*\*[^*]+\*\*\s*(?:to|through|~|-)\s*\*\*", re.I)
-_BARE = re.compile(r"^`?([A-Za-z0-9_.\-]+)`?\s*(?::|$|\s)")
+_BARE = re.compile(r"^`?([A-Za-z0-9_.\-]+)`?\s*(?::|：|$)")
 
 
 @dataclass(frozen=True)
@@ -53,15 +56,19 @@ class Field:
 
 
 def documented_values(doc: str) -> tuple[str, ...]:
+    """The enum a field doc lists after "Valid values" (``**a**`` and ``**b**`` inline, or one
+    bullet per value: ``- **zh**: Chinese``, ``*   BINDING: ...``, ``*   NORMAL``). A range
+    (``**1 to 100**``, ``**1** to **100**``) or a bullet list that is prose rather than values
+    ("*   If **NextToken** is empty, ...") is no enum: ``()``."""
     lines = doc.splitlines()
-    out: list[str] = []
     for i, line in enumerate(lines):
         if not _VALID_VALUES.search(line):
             continue
-        tail = _VALID_VALUES.split(line, 1)[1]
-        if _RANGE.search(tail):
-            return ()  # "Valid values: **1** to **100000**" is a range, not a list
-        out.extend(_BOLD.findall(tail))
+        tail = _SENTENCE_END.split(_VALID_VALUES.split(line, 1)[1], 1)[0]
+        inline = _BOLD.findall(tail)
+        if _RANGE.search(tail) or any(_RANGE_TOKEN.search(v) for v in inline):
+            return ()
+        out = list(inline)
         for follow in lines[i + 1:]:
             if not follow.strip():
                 continue
@@ -70,28 +77,25 @@ def documented_values(doc: str) -> tuple[str, ...]:
                 if out:
                     break
                 continue
-            text = m.group(1)
-            bold = _BOLD.findall(text)
-            if bold:
-                out.append(bold[0])
-            elif (bare := _BARE.match(text)) is not None:
-                out.append(bare.group(1))
-        break
-    return tuple(dict.fromkeys(v.strip().strip("`") for v in out))
+            text = m.group(1).strip()
+            value = _LEAD_BOLD.match(text) or _BARE.match(text)
+            if value is None:
+                return ()  # prose bullets: not a list of values
+            out.append(value.group(1))
+        if any(_RANGE_TOKEN.search(v) for v in out):
+            return ()
+        return tuple(dict.fromkeys(v.strip().strip("`") for v in out))
+    return _bold_bullets(lines)
 
 
-def _split_args(s: str) -> list[str]:
-    depth, cur, parts = 0, "", []
-    for ch in s:
-        if ch == "," and depth == 0:
-            parts.append(cur.strip())
-            cur = ""
-            continue
-        depth += ch == "["
-        depth -= ch == "]"
-        cur += ch
-    parts.append(cur.strip())
-    return parts
+def _bold_bullets(lines: list[str]) -> tuple[str, ...]:
+    """No "Valid values" line: a doc that is a sentence and then only ``*   **value**: ...``
+    bullets (two or more) lists its values that way (CDN ``CertType``, ``SSLProtocol``)."""
+    bullets = [m.group(1).strip() for line in lines if (m := _BULLET.match(line))]
+    values = [v.group(1) for b in bullets if (v := _LEAD_BOLD.match(b))]
+    if len(bullets) < 2 or len(values) != len(bullets) or any(_RANGE_TOKEN.search(v) for v in values):
+        return ()
+    return tuple(dict.fromkeys(v.strip() for v in values))
 
 
 def _kind(annotation: str, models_module) -> Kind:
