@@ -1,7 +1,7 @@
 """Alibaba Cloud API Gateway (CloudAPI) as a deploy target: one custom domain of one API group.
 
 Groups are regional: every call goes to the group's region (``region`` in the deploy block,
-default ``[aliyun].region``); asking the wrong region answers ``NotFoundApiGroup``.
+default ``[aliyun].region``); another region does not find the group (``NotFoundApiGroup``).
 
 Bind: ``SetDomainCertificate`` replaces the domain's certificate in place (the domain must
 already be bound to the group); it takes the PEM body and key, there is no parameter to bind a
@@ -16,7 +16,7 @@ only where the group's list cannot tell.
 ``DomainBindingStatus``: ``BINDING`` means bound (normal), ``BOUND`` means the binding is not
 in effect (inactive) -- the names read backwards (alibabacloud-cloudapi20160714
 DescribeDomainResponseBody; the CustomDomain reference says "BINDING: Normal, BOUND: Inactive").
-An inactive domain serves nothing, whatever certificate it holds, so it is an ``error`` binding;
+An inactive domain is not in effect, whatever certificate it holds, so it is an ``error`` binding;
 a value neither name (undocumented) is ``unknown``, and an absent one leaves the certificate
 fields to decide.
 

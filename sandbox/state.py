@@ -261,6 +261,7 @@ class GwDomain:
     served: GwCert | None = None
     rollout_until: float = 0.0
     remark: str = ""
+    active: bool = True  # False: the binding is not in effect (DomainBindingStatus BOUND)
 
     def settle(self, now: float) -> None:
         if self.rollout_until and now >= self.rollout_until:
@@ -276,7 +277,9 @@ class GwDomain:
             self.rollout_until = now + seconds
 
     def binding_status(self) -> str:
-        return "BINDING" if self.rollout_until else "BOUND"
+        """CloudAPI's names read backwards: ``BINDING`` = bound (normal), ``BOUND`` = inactive
+        (alibabacloud-cloudapi20160714 DescribeDomainResponseBody; CustomDomain reference)."""
+        return "BINDING" if self.active else "BOUND"
 
 
 @dataclass
@@ -460,6 +463,6 @@ class World:
                 c = d.served.cert
                 return (c.chain_pem, c.key_pem, c.info.fingerprint) if c else None
             g = self.gw_domain_for_sni(server_name)
-            if g is not None and g.served is not None:
+            if g is not None and g.active and g.served is not None:
                 return g.served.chain_pem, g.served.key_pem, g.served.info.fingerprint
             return None
