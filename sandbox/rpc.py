@@ -27,7 +27,7 @@ from . import admin, calllog, metadata
 from .auth import authenticate, authorize
 from .calllog import redact_params
 from .errors import ApiError, error_body, missing_common, new_request_id
-from .products import PRODUCTS, Call
+from .products import PRODUCTS, Call, oss
 
 JSON_TYPE = "application/json;charset=utf-8"
 MALFORMED_BODY = b"<html><head><title>502 Bad Gateway</title></head><body>Bad Gateway</body></html>"
@@ -194,6 +194,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = url.path or "/"
         query = dict(parse_qsl(url.query, keep_blank_values=True))
 
+        if oss.is_oss_request(path, self.headers):  # REST with its own signature, not RPC
+            status, ctype, body, extra = oss.handle_rest(sb, method, self.path, self.headers, raw_body)
+            self._send(status, body, ctype, extra)
+            return
         if path.startswith("/_admin"):
             status, obj = admin.handle(sb, method, path, query, raw_body)
             self._send(status, json.dumps(obj, indent=1, default=str).encode("utf-8"), JSON_TYPE)
@@ -224,9 +228,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(outcome.status, outcome.body, outcome.content_type)
 
-    def _send(self, status: int, body: bytes, ctype: str) -> None:
+    def _send(self, status: int, body: bytes, ctype: str, extra: dict | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":

@@ -101,6 +101,9 @@ PRODUCTS: dict[str, Product] = {
     # ESA 2024-09-10: the regional rule esa.<region>.aliyuncs.com (alibabacloud-esa20240910
     # client: endpoint_rule "regional"); cn-hangzhou on the China site, ap-southeast-1 abroad.
     "esa": Product("esa", "esa", lambda region: f"esa.{region}.aliyuncs.com"),
+    # OSS (REST, called through alibabacloud-oss-v2, not AcsClient): oss-<region>.aliyuncs.com
+    # (OSS "Regions and endpoints"); only endpoint() is used for it.
+    "oss": Product("oss", "oss", lambda region: f"oss-{region}.aliyuncs.com"),
     # CAS 2020-04-07 (RAM code yundun-cert): cas.aliyuncs.com for cn-hangzhou, the regional rule
     # cas.<region>.aliyuncs.com otherwise (ap-southeast-1: the international site); called with
     # the account's cas_region.

@@ -6,21 +6,24 @@ sandbox files need no per-product code):
 - ``served_for(world, server_name, port, now)``: what the TLS edge presents (see sandbox/edge.py);
 - ``FIXTURE`` = ``{section: loader}``: fixture sections it owns, each loader called as
   ``loader(world, items, problems, now)`` with the section's list of tables (see sandbox/fixture.py).
+
+A REST product (OSS) has no RPC ``PRODUCT``; sandbox/rpc.py routes its requests by their
+signature and Host before RPC dispatch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import alb, alidns, apigateway, cas, cdn, dcdn, esa, nlb, slb
+from . import alb, alidns, apigateway, cas, cdn, dcdn, esa, nlb, oss, slb
 from .base import Call, Product
 
 #: (chain PEM, key PEM, SHA-256 fingerprint of the leaf)
 Served = tuple[str, str, str]
 
-_MODULES = (alidns, cdn, apigateway, dcdn, cas, alb, esa, slb, nlb)
+_MODULES = (alidns, cdn, apigateway, dcdn, cas, alb, esa, slb, nlb, oss)
 
-PRODUCTS: dict[str, Product] = {m.PRODUCT.version: m.PRODUCT for m in _MODULES}
+PRODUCTS: dict[str, Product] = {m.PRODUCT.version: m.PRODUCT for m in _MODULES if hasattr(m, "PRODUCT")}
 
 EDGE_HOOKS: tuple[Callable[..., Served | None], ...] = tuple(
     m.served_for for m in _MODULES if hasattr(m, "served_for"))

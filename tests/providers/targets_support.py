@@ -19,12 +19,14 @@ FIXTURE = {
         {"id": SANDBOX_AK, "secret": SANDBOX_SECRET, "permissions": ["*"]},
         # may read everything and upload to CAS, but not bind
         {"id": LIMITED_AK, "secret": LIMITED_SECRET,
-         "permissions": ["yundun-cert:*", "dcdn:Describe*", "esa:List*", "esa:Get*"]},
+         "permissions": ["yundun-cert:*", "dcdn:Describe*", "esa:List*", "esa:Get*", "oss:List*"]},
     ],
     "dcdn_domain": [{"name": "dcdn.example.com"}, {"name": "api.example.com"},
                     {"name": "*.dyn.example.com"}],
     "esa_site": [{"name": "example.com", "id": 7000001, "plan": "basicplan"},
                  {"name": "example.org", "id": 7000002, "plan": "basicplan", "cert_quota": 3}],
+    "oss_bucket": [{"name": "static-assets", "region": "cn-hangzhou",
+                    "cnames": ["static.example.com", "files.example.com"]}],
 }
 
 

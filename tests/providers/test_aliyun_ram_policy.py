@@ -21,6 +21,16 @@ _LB_CALL = re.compile(r"self\._call\(\s*\"(\w+)\"")
 _LB_PREFIX = {"alb.py": "alb", "nlb.py": "nlb", "clb.py": "slb"}
 
 
+def _ram_actions_literal(text: str) -> set[str]:
+    """A provider that calls no SDK request class (oss.py: REST through its own SDK) lists its
+    RAM actions in a module-level ``RAM_ACTIONS = (...)`` tuple."""
+    import ast
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "RAM_ACTIONS" for t in node.targets):
+            return set(ast.literal_eval(node.value))
+    return set()
+
+
 def used_actions() -> set[str]:
     """Every SDK request class imported by product code (each is used for an api.call)."""
     found: set[str] = set()
@@ -31,6 +41,7 @@ def used_actions() -> set[str]:
             found.add(f"{PACKAGES[package]}:{action}")
         assert not _COMMON.search(text), f"{path}: CommonRequest: add its action to this test"
         found.update(f"{product.lower()}:{action}" for product, action in _RPC.findall(text))
+        found.update(_ram_actions_literal(text))
         if path.name in _LB_PREFIX:
             found.update(f"{_LB_PREFIX[path.name]}:{action}" for action in _LB_CALL.findall(text))
         if path.name == "cas.py":
