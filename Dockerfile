@@ -22,6 +22,17 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 # Builds the project wheel and installs it with its dependencies into a self-contained venv;
 # only that venv reaches the final image (no build tools, no pip cache, no sources).
 FROM ${PYTHON_IMAGE} AS builder
+# Where pip finds packages, for a build host that uses a mirror or a local index instead of
+# the default one: `--build-arg PIP_INDEX_URL=…` (and the others, as in pip's own PIP_*
+# variables). Unset, pip uses its defaults. Build arguments of this stage stay in the builder:
+# the final image keeps none of them (still, put no credentials in them).
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_FIND_LINKS
+ARG PIP_TRUSTED_HOST
+ARG PIP_CERT
+ARG PIP_CONSTRAINT
+ARG PIP_DEFAULT_TIMEOUT
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1

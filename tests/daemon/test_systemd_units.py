@@ -83,7 +83,7 @@ def test_daemon_unit():
     d = directives("alicertd.service")
     assert d["Service.Type"] == ["notify"]
     assert d["Service.NotifyAccess"] == ["main"]
-    assert d["Service.ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert d["Service.ExecReload"] == ["/bin/sh -c 'kill -HUP ${MAINPID}'"]  # no procps needed
     assert d["Service.Restart"] == ["on-failure"]
     assert d["Service.TimeoutStopSec"] == ["15"]
     assert d["Service.WatchdogSec"]
