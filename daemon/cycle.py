@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from daemon import cycle_deploy, cycle_issue, cycle_plan, cycle_record
+from daemon import cas_cleanup, cycle_deploy, cycle_issue, cycle_plan, cycle_record
 from daemon.config import Config
 from daemon.errors import describe_error
 from daemon.outcomes import (  # noqa: F401 - re-exported: the cycle's public vocabulary
@@ -107,6 +107,7 @@ class Cycle:
             cycle_issue.issue_all(self, due, result, stored)
 
         cycle_deploy.deploy(self, result, stored, dry_run=dry_run)
+        cas_cleanup.run(self, result, dry_run=dry_run)  # superseded CAS uploads; plan in dry run
         if not dry_run:
             if self.store.journal.count():  # a delete that failed during issuance: try again now
                 self._clean_leftovers(result)

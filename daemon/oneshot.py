@@ -55,6 +55,7 @@ def render_plan(result: CycleResult) -> str:
         out += ["", render_table(["certificate", "provider", "target", "action", "reason"], target_rows)]
     out += [f"error: {c.name}: renewal information: {c.ca_error}" for c in result.certificates if c.ca_error]
     out += [f"error: {e}" for e in result.errors]
+    out += [f"cas: {n}" for n in result.notes]
     return "\n".join(out)
 
 
@@ -71,7 +72,7 @@ def render_summary(result: CycleResult) -> str:
     if target_rows:
         out += ["", render_table(["certificate", "provider", "target", "result", "serving serial", "error"],
                                  target_rows)]
-    out += ["", *(f"error: {e}" for e in result.errors),
+    out += ["", *(f"cas: {n}" for n in result.notes), *(f"error: {e}" for e in result.errors),
             f"cycle {'succeeded' if result.ok else 'FAILED'} in "
             f"{(result.finished - result.started).total_seconds():.1f}s"]
     return "\n".join(out)

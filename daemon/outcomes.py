@@ -68,6 +68,7 @@ class CycleResult:
     certificates: list[CertOutcome] = field(default_factory=list)
     targets: list[TargetOutcome] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # cycle-wide (e.g. DNS leftovers)
+    notes: list[str] = field(default_factory=list)  # informational (CAS uploads/deletions)
     dry_run: bool = False
 
     @property
