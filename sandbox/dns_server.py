@@ -230,7 +230,10 @@ class DnsListener:
                 return bytes(header[:4]) + b"\x00" * 8
             return None
         now = time.time()
-        response = answer(self.sb.world, query, now - self.delay())
+        world = self.sb.world
+        if query.question and world.accounts:  # the zone's account serves it
+            world = world.account_for_name(query.question[0].name.to_text().rstrip("."))
+        response = answer(world, query, now - self.delay())
         if query.question:
             q = query.question[0]
             self.log.append({"time": now, "server": self.label, "qname": q.name.to_text(),

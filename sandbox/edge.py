@@ -79,15 +79,15 @@ class TlsEdge:
 
     def served(self, server_name: str, now: float) -> Served | None:
         """What the edge presents for ``server_name``: the built-in products, then the hooks."""
-        world = self.sb.world
-        with world.lock:
-            pair = world.served_pair(server_name, now)
-            if pair is not None:
-                return pair
-            for hook in EDGE_HOOKS:
-                pair = hook(world, server_name.lower().rstrip("."), self.port, now)
+        for world in self.sb.world.all_accounts():  # every account's targets are served
+            with world.lock:
+                pair = world.served_pair(server_name, now)
                 if pair is not None:
                     return pair
+                for hook in EDGE_HOOKS:
+                    pair = hook(world, server_name.lower().rstrip("."), self.port, now)
+                    if pair is not None:
+                        return pair
         return None
 
     def _sni(self, sslsock, server_name, _ctx):

@@ -144,8 +144,14 @@ def build_world(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = No
         if ttl is not None and (not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl <= 0):
             problems.append(f"{path}.ttl: must be a positive number of seconds")
             ttl = None
+        trust = item.get("trust", [])
+        if not isinstance(trust, list) or not all(isinstance(t, str) and t.startswith("acs:ram::")
+                                                  for t in trust):
+            problems.append(f"{path}.trust: must be a list of RAM principals "
+                            "(acs:ram::<uid>:root or acs:ram::<uid>:role/<name>)")
+            trust = []
         role = RamRole(_str(item, "name", path, problems), _perms(item, path, problems),
-                       float(ttl) if ttl is not None else None)
+                       float(ttl) if ttl is not None else None, tuple(trust))
         if role.name in world.roles:
             problems.append(f"{path}.name: duplicate role {role.name}")
         world.roles[role.name] = role

@@ -78,6 +78,7 @@ def handle_rpc(sb, method: str, params: dict[str, str]) -> Outcome:
         if product is None or action not in product.actions:
             raise ApiError(404, "InvalidAction.NotFound",
                            "Specified api is not found, please check your url and method.")
+        world = world.account_for_key(params.get("AccessKeyId", ""))  # the caller's account
         principal = authenticate(world, params, method, arrived)
         authorize(principal, f"{product.ram_prefix}:{action}", world.settings.account_id)
 

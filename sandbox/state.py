@@ -65,6 +65,10 @@ class RamRole:
     name: str
     permissions: tuple[str, ...]
     ttl: float | None = None
+    # Trust policy principals (RAM format) allowed to AssumeRole into it, e.g.
+    # "acs:ram::<uid>:root" (any RAM identity of that account) or "acs:ram::<uid>:role/<name>".
+    trust: tuple[str, ...] = ()
+    max_session_duration: int = 3600
 
 
 @dataclass
@@ -312,6 +316,9 @@ class World:
         self.sts_by_ak: dict[str, StsCredential] = {}
         self.sts_current: dict[str, StsCredential] = {}
         self.metadata_tokens: dict[str, float] = {}  # hardened-mode token -> expiry (epoch s)
+        # Several accounts: account id -> World, shared by all of them (sandbox/products/sts.py
+        # builds it from the fixture's [[account]] tables); empty means just this one.
+        self.accounts: dict[str, World] = {}
         self.zones: dict[str, Zone] = {}
         self.record_zone: dict[str, str] = {}
         self.certs_by_name: dict[str, StoredCert] = {}  # the latest certificate of each name
@@ -352,6 +359,27 @@ class World:
             self._nonces[nonce] = now
             self._nonce_order.append((now, nonce))
             return False
+
+    def all_accounts(self) -> list[World]:
+        """This world first, then the other accounts of the fixture."""
+        return [self, *(w for w in self.accounts.values() if w is not self)]
+
+    def account_for_key(self, access_key_id: str) -> World:
+        """The account world that issued ``access_key_id`` (static or STS); this one if none."""
+        for w in self.all_accounts():
+            if access_key_id in w.access_keys or access_key_id in w.sts_by_ak:
+                return w
+        return self
+
+    def account_for_name(self, fqdn: str) -> World:
+        """The account whose zone is the longest suffix of ``fqdn`` (for the nameservers,
+        which serve every account's zones); this one if none."""
+        best, best_len = self, -1
+        for w in self.all_accounts():
+            z = w.zone_for(fqdn)
+            if z is not None and len(z.name) > best_len:
+                best, best_len = w, len(z.name)
+        return best
 
     def role_ttl(self, role: RamRole) -> float:
         return float(role.ttl if role.ttl is not None else self.settings.sts_ttl)

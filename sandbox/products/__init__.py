@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import alb, alidns, apigateway, cas, cdn, dcdn, esa, nlb, oss, slb
+from . import alb, alidns, apigateway, cas, cdn, dcdn, esa, nlb, oss, slb, sts
 from .base import Call, Product
 
 #: (chain PEM, key PEM, SHA-256 fingerprint of the leaf)
 Served = tuple[str, str, str]
 
-_MODULES = (alidns, cdn, apigateway, dcdn, cas, alb, esa, slb, nlb, oss)
+_MODULES = (alidns, cdn, apigateway, dcdn, cas, alb, esa, slb, nlb, oss, sts)
 
 PRODUCTS: dict[str, Product] = {m.PRODUCT.version: m.PRODUCT for m in _MODULES if hasattr(m, "PRODUCT")}
 
