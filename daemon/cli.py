@@ -136,6 +136,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     if args.command == "check-config":
+        from daemon.renewal_rules import renewal_warnings
+        for line in renewal_warnings(config):
+            print(f"{config.path}: warning: {line}", file=sys.stderr)
         names = ", ".join(c.name for c in config.certificates)
         print(f"{config.path}: OK ({len(config.certificates)} certificate(s): {names})")
         return EXIT_OK

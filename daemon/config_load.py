@@ -143,9 +143,15 @@ def parse_config(raw: Mapping[str, Any], path: Path, *, env: Mapping[str, str],
     top.finish()
     if errors:
         raise ConfigError(path, errors.messages)
-    return Config(path=path, state_dir=state_dir, acme=acme, aliyun=aliyun, dns=dns, verify=verify,
-                  schedule=schedule, metrics=metrics, runtime=runtime,
-                  certificates=tuple(certificates), notify=tuple(notify))
+    config = Config(path=path, state_dir=state_dir, acme=acme, aliyun=aliyun, dns=dns, verify=verify,
+                    schedule=schedule, metrics=metrics, runtime=runtime,
+                    certificates=tuple(certificates), notify=tuple(notify))
+    from daemon.renewal_rules import renewal_errors  # a fixed window that would reissue every cycle
+    for key, message in renewal_errors(config):
+        errors.add(key, message)
+    if errors:
+        raise ConfigError(path, errors.messages)
+    return config
 
 
 def _finish(top: Section, key: str) -> None:

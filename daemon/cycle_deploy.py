@@ -55,6 +55,7 @@ def deploy(cycle: Cycle, result: CycleResult, stored: dict[str, StoredCertificat
 
     work: list[TargetOutcome] = []
     deploy_records: dict[str, dict[str, dict[str, Any]]] = {}
+    unreadable: dict[str, str] = {}  # certificate -> why its deploy record cannot be read
     for provider_name, items in per_provider.items():
         try:
             bindings = cycle.provider(provider_name).read_bindings([t for _, t in items])
@@ -70,7 +71,16 @@ def deploy(cycle: Cycle, result: CycleResult, stored: dict[str, StoredCertificat
             bundle = bundles[name]
             binding = bindings.get(target, Binding(state="unknown"))
             if name not in deploy_records:  # one read per certificate, not per target
-                deploy_records[name] = cycle.store.read_deploy(name)
+                try:
+                    deploy_records[name] = cycle.store.read_deploy(name)
+                except Exception as exc:  # noqa: BLE001 - a corrupt record fails its certificate only
+                    unreadable[name] = describe_error(exc)[1]
+                    deploy_records[name] = {}
+                    log.error("cannot read the deploy record: %s", unreadable[name], extra={"certificate": name})
+            if name in unreadable:
+                result.targets.append(TargetOutcome(name, target, "cannot read deploy record", action="failed",
+                                                    error=unreadable[name], binding=binding))
+                continue
             last = deploy_records[name].get(target_key(target), {})
             decision = planner.plan_target(binding, serial=bundle.serial, fingerprint=bundle.fingerprint,
                                            last_deployed_fingerprint=last.get("fingerprint"),

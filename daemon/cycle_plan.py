@@ -8,6 +8,7 @@ information (RFC 9773), which is remembered until its Retry-After.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from daemon import planner
@@ -41,12 +42,21 @@ def plan_certificate(cycle: Cycle, cert: CertificateConfig, forced: bool
         if last and nxt:
             failure = planner.FailureState(int(runtime["failures"]), last, nxt)
     renew_days = cert.renew_before_days or cycle.config.acme.renew_before_days
+    if renew_days is not None and issued is not None and \
+            timedelta(days=renew_days) >= issued.not_after - issued.not_before:
+        # A fixed window as long as the certificate would reissue it every cycle (and hit the
+        # CA's duplicate-certificate limit within days): the ARI or lifetime rule decides.
+        log.warning("renew_before_days = %d is at or above this certificate's lifetime (%s); ignoring it",
+                    renew_days, issued.not_after - issued.not_before, extra={"certificate": cert.name})
+        renew_days = None
     revoked = issued is not None and runtime.get("revoked_serial") == issued.serial
     decision = planner.plan_certificate(cert, issued, renew_before_days=renew_days,
                                         force=forced or revoked, now=now, failure=failure)
     if revoked and not forced:
         decision = planner.CertDecision(cert.name, True, "revoked", None)
     outcome = CertOutcome(cert.name, decision, ca_error=cycle.ari_errors.get(cert.name))
+    outcome.schedule = planner.renewal_schedule(cert.name, issued, renew_days, failure=failure, now=now) \
+        if not decision.due else planner.RenewalSchedule(now, decision.reason, now)
     if issued is not None:
         outcome.serial, outcome.not_after = issued.serial, issued.not_after
     return outcome, current

@@ -42,9 +42,11 @@ def record(cycle: Cycle, result: CycleResult) -> None:
                     prev = planner.FailureState(int(runtime["failures"]),
                                                 parse_time(runtime["last_failure"]),
                                                 parse_time(runtime.get("next_attempt")) or now)
-                fs = planner.backoff_after_failure(prev, now, cap)
+                fs = planner.backoff_after_failure(prev, now, cap, outcome.retry_after)
                 runtime.update(last_result="failed", last_error=outcome.error, failures=fs.failures,
                                last_failure=rfc3339(fs.last_failure), next_attempt=rfc3339(fs.next_attempt))
+                outcome.schedule = planner.RenewalSchedule(fs.next_attempt, f"retry after failure {fs.failures}",
+                                                           fs.next_attempt)
             elif interrupted or outcome.decision.backing_off:
                 # Neither a success nor a new failure (shut down before it could finish, or
                 # still backing off): the failure count and the backoff stay as they were.
@@ -58,6 +60,9 @@ def record(cycle: Cycle, result: CycleResult) -> None:
                     runtime["last_success"] = rfc3339(now)
             if outcome.action == "issued":
                 runtime["last_issued"] = rfc3339(now)
+            if outcome.schedule is not None and outcome.action != "skipped":
+                runtime["next_renewal"] = {"at": rfc3339(outcome.schedule.at), "why": outcome.schedule.why,
+                                           "latest": rfc3339(outcome.schedule.latest)}
             cycle.store.write_runtime(name, runtime)
 
             records = cycle.store.read_deploy(name)

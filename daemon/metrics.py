@@ -209,7 +209,10 @@ class MetricsServer:
                 if path == "/metrics":
                     self._reply(200, outer.registry.render().encode(), CONTENT_TYPE)
                 elif path == "/healthz":
-                    self._reply(200, json.dumps(outer.health()).encode(), "application/json")
+                    doc = outer.health()
+                    # Unhealthy is an HTTP failure, so that `curl -f` (Docker HEALTHCHECK) sees it.
+                    self._reply(200 if doc.get("status", "ok") == "ok" else 503, json.dumps(doc).encode(),
+                                "application/json")
                 else:
                     self._reply(404, b"not found\n", "text/plain; charset=utf-8")
 

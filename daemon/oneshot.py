@@ -8,7 +8,7 @@ import sys
 
 from daemon.config import Config
 from daemon.cycle import Cycle, CycleResult, rfc3339
-from daemon.state import StateStore
+from daemon.state import StateLocked, StateStore
 from daemon.tables import render_table as _render
 
 
@@ -25,8 +25,16 @@ def run_once(config: Config, *, dry_run: bool = False, force: tuple[str, ...] = 
         result = Cycle(config, store).run(force=force, dry_run=True)
         print(render_plan(result))
         return 0 if result.plan_ok else 1
-    with store.lock(config.runtime.lock_timeout):
-        result = Cycle(config, store).run(force=force)
+    try:
+        with store.lock(config.runtime.lock_timeout):
+            result = Cycle(config, store).run(force=force)
+    except StateLocked:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a cycle that could not run (a read-only or full
+        # disk, a bug): a failed cycle, reported and notified like any other failure
+        from daemon.reporting import escaped_error_result
+        result = escaped_error_result(exc)
+        log.error("%s", result.errors[0])
     from daemon.reporting import report_cycle
     report_cycle(config, store, result)
     print(render_summary(result))

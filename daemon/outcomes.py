@@ -49,6 +49,7 @@ class CertOutcome:
     renewed: bool = False  # issued while an older chain existed
     ca_error: str | None = None  # the CA's renewal information could not be read (advisory)
     schedule: Any = None  # planner.RenewalSchedule: when this certificate renews next, and why
+    retry_after: float | None = None  # seconds the CA asked us to wait (rateLimited)
 
 
 @dataclass

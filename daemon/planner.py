@@ -16,7 +16,14 @@ Renewal policy, first match wins:
    (an ARI window that has already *ended* still wins: RFC 9773 §4.2, the CA is about to
    revoke, e.g. after a mis-issuance incident; waiting for the fixed window would mean an outage)
 7. the CA published an ARI window           -> due from a point chosen uniformly inside it
-8. otherwise                                -> due when one third of the lifetime remains
+   (inside the part of it that lies between one third of the lifetime and the last sixth:
+   still the CA's window, but never a renewal right after issuance nor one so late that a
+   rollout could not finish; a window entirely outside that span is taken as it is)
+8. otherwise                                -> due when one third of the lifetime remains, or
+   half of it for a certificate of less than 10 days (Let's Encrypt's guidance for
+   short-lived certificates: a failed renewal then still leaves days to retry)
+
+:func:`renewal_schedule` turns the same rules into the time the daemon wakes for, and why.
 
 A recorded failure postpones a due renewal until its ``next_attempt`` (see
 :func:`backoff_after_failure`), except when forced or expired: a user's explicit request and
@@ -165,6 +172,26 @@ def ari_refresh_due(issued: IssuedState | None, now: datetime) -> bool:
     return now >= issued.ari_retry_after
 
 
+SHORT_LIFETIME = timedelta(days=10)
+
+
+def lifetime_renewal_time(not_before: datetime, not_after: datetime) -> datetime:
+    """One third of the lifetime remaining; half of it under 10 days (rule 8)."""
+    lifetime = not_after - not_before
+    return not_before + (lifetime / 2 if lifetime < SHORT_LIFETIME else lifetime * 2 / 3)
+
+
+def usable_ari_window(issued: IssuedState) -> tuple[datetime, datetime] | None:
+    """The CA's window narrowed to [not_before + lifetime/3, not_after - lifetime/6] when the
+    two overlap (rule 7); the CA's own window otherwise (e.g. "renew now": in the past)."""
+    if issued.ari_window is None:
+        return None
+    start, end = issued.ari_window
+    lifetime = issued.not_after - issued.not_before
+    lo, hi = max(start, issued.not_before + lifetime / 3), min(end, issued.not_after - lifetime / 6)
+    return (lo, hi) if lo < hi else (start, end)
+
+
 def renewal_time(name: str, issued: IssuedState, renew_before_days: int | None,
                  rng: random.Random | None = None) -> tuple[datetime, str]:
     """When the renewal window of ``issued`` opens, and which rule set it (for the reason)."""
@@ -173,11 +200,53 @@ def renewal_time(name: str, issued: IssuedState, renew_before_days: int | None,
         if issued.ari_window is not None and issued.ari_window[1] < fixed:
             return issued.ari_window[1], ARI_WINDOW
         return fixed, "fixed"
-    if issued.ari_window is not None:
+    window = usable_ari_window(issued)
+    if window is not None:
         pick_rng = rng if rng is not None else ari_rng(name, issued.serial, issued.ari_window)
-        return ari_pick(issued.ari_window, pick_rng), ARI_WINDOW
-    lifetime = issued.not_after - issued.not_before
-    return issued.not_before + lifetime * 2 / 3, "lifetime"
+        return ari_pick(window, pick_rng), ARI_WINDOW
+    return lifetime_renewal_time(issued.not_before, issued.not_after), "lifetime"
+
+
+@dataclass(frozen=True)
+class RenewalSchedule:
+    """When the daemon should next act on a certificate, and why (``status`` shows both).
+    ``latest`` is the end of the window the time was chosen in: a wake-up may be delayed
+    (jitter, a busy scheduler) but never past it."""
+
+    at: datetime
+    why: str
+    latest: datetime
+
+
+RULE_WHY = {ARI_WINDOW: "inside the CA's ARI window (RFC 9773)", "fixed": "renew_before_days",
+            "lifetime": "lifetime rule"}
+
+
+def renewal_schedule(name: str, issued: IssuedState | None, renew_before_days: int | None, *,
+                     failure: FailureState | None = None, now: datetime) -> RenewalSchedule:
+    """The next time this certificate needs the daemon, independent of ``interval``/``cron``:
+    now when there is nothing yet; a failure's ``next_attempt`` while backing off; else the
+    renewal time of :func:`renewal_time`."""
+    if failure is not None and now < failure.next_attempt:
+        return RenewalSchedule(failure.next_attempt, f"retry after failure {failure.failures}",
+                               failure.next_attempt)
+    if issued is None:
+        return RenewalSchedule(now, NO_CERTIFICATE, now)
+    at, rule = renewal_time(name, issued, renew_before_days)
+    window = usable_ari_window(issued) if rule == ARI_WINDOW else None
+    if window is not None:
+        latest = max(at, window[1])
+    else:
+        # The fixed and lifetime rules name an instant; allow a twelfth of the lifetime after it.
+        latest = min(issued.not_after, at + (issued.not_after - issued.not_before) / 12)
+    return RenewalSchedule(at, RULE_WHY.get(rule, rule), latest)
+
+
+def wake_time(schedule: RenewalSchedule, jitter_seconds: float, rng: random.Random) -> datetime:
+    """``schedule.at`` plus up to ``jitter_seconds`` of random delay, never past ``latest``:
+    jitter spreads a fleet's load, it must never push a renewal out of its window."""
+    room = max(0.0, (schedule.latest - schedule.at).total_seconds())
+    return schedule.at + timedelta(seconds=rng.uniform(0.0, min(max(0.0, jitter_seconds), room)))
 
 
 def plan_certificate(
@@ -227,17 +296,21 @@ def plan_certificate(
 
 
 def backoff_after_failure(prev: FailureState | None, now: datetime,
-                          cap_seconds: float) -> FailureState:
+                          cap_seconds: float, retry_after: float | None = None) -> FailureState:
     """The failure record after one more failure at ``now``.
 
     Retries come 10 min, 20, 40, … after each failure, never later than ``cap_seconds`` (the
-    normal cycle interval: past that the regular cycle retries anyway). Front-loaded because
+    normal cycle interval: past that the regular cycle retries anyway), and never before the
+    ``retry_after`` seconds the CA asked for (``rateLimited``). Front-loaded because
     most failures are transient (a DNS replica, a CA hiccup), and bounded because a CA's
     failed-validation limits punish a client that hammers it.
     """
     failures = (prev.failures if prev is not None else 0) + 1
     delay = FIRST_BACKOFF.total_seconds() * 2 ** min(failures - 1, 32)
     delay = max(0.0, min(delay, cap_seconds))
+    if retry_after is not None:
+        # The CA said when (rateLimited's Retry-After): earlier is refused anyway, and counts.
+        delay = max(delay, float(retry_after))
     return FailureState(failures=failures, last_failure=now,
                         next_attempt=now + timedelta(seconds=delay))
 

@@ -28,6 +28,14 @@ def report_cycle(config: Config, store: StateStore, result: CycleResult, *, metr
             notifier.send(event)
 
 
+def escaped_error_result(exc: BaseException, now: datetime | None = None) -> CycleResult:
+    """A cycle that could not run (an error escaped it: a read-only or full disk, a bug) as a
+    failed result, so that it is reported wherever a failed certificate is."""
+    from daemon.errors import describe_error
+    now = now or datetime.now(UTC)
+    return CycleResult(started=now, finished=now, errors=[f"the cycle could not run: {describe_error(exc)[1]}"])
+
+
 def cycle_events(result: CycleResult, now: datetime) -> list:
     from daemon.notify import Event
     events = []
@@ -58,6 +66,8 @@ def cycle_events(result: CycleResult, now: datetime) -> list:
 
 def _update_metrics(metrics, result: CycleResult, now: datetime) -> None:
     metrics.last_cycle.set(now)
+    for _ in result.errors:  # cycle-wide failures (DNS leftovers, a cycle that could not run)
+        metrics.failures.inc(provider="cycle")
     for c in result.certificates:
         if c.not_after is not None:
             metrics.certificate_not_after.set(c.not_after, certificate=c.name)

@@ -4,18 +4,22 @@ The scheduler calls the same :class:`~daemon.cycle.Cycle` as ``--run-now``; this
 adds what a service needs: the state lock held while a cycle runs (so a ``--run-now`` beside us
 waits instead of racing), SIGTERM/SIGINT (stop taking work, let in-flight steps finish or
 abandon them with their DNS records removed, exit 0 within 10 s), SIGHUP (reload; a bad file
-keeps the old config), sd_notify READY/WATCHDOG/STOPPING, metrics, and an early retry for a
-certificate that failed.
+keeps the old config), sd_notify READY/WATCHDOG/STOPPING, metrics, and a wake-up at each
+certificate's own next renewal time (its ARI pick, its lifetime rule, or a failure's backoff),
+whatever ``interval``/``cron`` say: those stay the cadence for checking targets and ARI, and a
+6-day certificate must not wait for a 3-day interval.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from daemon import planner
 from daemon.config import Config
 from daemon.cycle import Cycle, parse_time
 from daemon.state import StateLocked, StateStore
@@ -24,6 +28,7 @@ log = logging.getLogger("alicertd")
 
 DRAIN_SECONDS = 8.0
 LOCKED_RETRY_SECONDS = 60.0  # within systemd's TimeoutStopSec and the 10 s promise
+MIN_WAKE_SECONDS = 1.0  # never wake sooner than this after a cycle (no busy loop on a clock skew)
 
 
 class Service:
@@ -34,6 +39,7 @@ class Service:
         self.metrics = None
         self.metrics_server = None
         self.scheduler = None
+        self.last_result_ok: bool | None = None  # for /healthz: None until the first cycle
 
     def run_cycle(self) -> None:
         config = self.config  # a reload swaps the attribute; this cycle keeps its config
@@ -50,8 +56,13 @@ class Service:
             if self.scheduler is not None:
                 self.scheduler.request_early_run(datetime.now(UTC) + timedelta(seconds=LOCKED_RETRY_SECONDS))
             return
+        except Exception as exc:  # noqa: BLE001 - e.g. a read-only or full disk: a failed cycle
+            from daemon.reporting import escaped_error_result
+            result = escaped_error_result(exc)
+            log.error("%s", result.errors[0])
         from daemon.reporting import report_cycle
         report_cycle(config, store, result, metrics=self.metrics)
+        self.last_result_ok = not _has_failures(result)
         issued = sum(1 for c in result.certificates if c.action == "issued")
         failed = sum(1 for c in result.certificates if c.action == "failed") + \
             sum(1 for t in result.targets if t.action == "failed")
@@ -60,19 +71,21 @@ class Service:
         self._schedule_retry(store)
 
     def _schedule_retry(self, store: StateStore) -> None:
-        """A failed certificate comes back on its own backoff, not only at the next cycle."""
+        """Wake for the soonest certificate: a failure's backoff, else its next renewal time
+        (jittered by ``schedule.jitter``, never past the end of its window)."""
         if self.scheduler is None:
             return
-        soonest = None
-        for cert in self.config.certificates:
-            try:
-                nxt = parse_time(store.read_runtime(cert.name).get("next_attempt"))
-            except Exception:  # noqa: BLE001 - a bad runtime file is reported by the cycle
-                continue
-            if nxt is not None and (soonest is None or nxt < soonest):
-                soonest = nxt
+        soonest = next_wakeup(self.config, store, datetime.now(UTC))
         if soonest is not None:
-            self.scheduler.request_early_run(max(soonest, datetime.now(UTC)))
+            self.scheduler.request_early_run(soonest)
+
+    def health(self) -> dict:
+        """/healthz: "failing" (HTTP 503) after a cycle in which anything failed, a cycle that
+        could not run included; "ok" otherwise."""
+        from daemon.metrics import _health_from
+        doc = _health_from(self.metrics.registry) if self.metrics is not None else {"last_cycle": None}
+        doc["status"] = "failing" if self.last_result_ok is False else "ok"
+        return doc
 
     def reload(self) -> None:
         from daemon.config_load import ConfigError
@@ -92,10 +105,13 @@ class Service:
         from daemon.scheduler import DaemonScheduler, install_signal_handlers
 
         StateStore(self.config.state_dir).ensure()
+        from daemon.renewal_rules import renewal_warnings
+        for line in renewal_warnings(self.config):
+            log.warning("%s", line)
         if self.config.metrics.listen:
             from daemon.metrics import DaemonMetrics, MetricsServer
             self.metrics = DaemonMetrics()
-            self.metrics_server = MetricsServer(self.metrics, self.config.metrics.listen)
+            self.metrics_server = MetricsServer(self.metrics, self.config.metrics.listen, health=self.health)
             self.metrics_server.start()
             log.info("metrics at http://%s/metrics", self.config.metrics.listen)
         self.scheduler = DaemonScheduler(self.run_cycle, self.config.schedule, log=log)
@@ -130,6 +146,36 @@ class Service:
             os._exit(0)
         log.info("stopped")
         return 0
+
+
+def _has_failures(result) -> bool:
+    """Anything failed (not merely due or backing off): what makes /healthz fail."""
+    return bool(result.errors) or any(c.action == "failed" for c in result.certificates) or any(
+        t.error and t.action != "skipped" for t in result.targets)
+
+
+def next_wakeup(config: Config, store: StateStore, now: datetime,
+                rng: random.Random | None = None) -> datetime | None:
+    """The soonest time any certificate needs a cycle, from what the last cycle recorded."""
+    rng = rng or random.Random()
+    soonest = None
+    for cert in config.certificates:
+        try:
+            runtime = store.read_runtime(cert.name)
+        except Exception:  # noqa: BLE001 - a bad runtime file is reported by the cycle
+            continue
+        at = parse_time(runtime.get("next_attempt"))
+        plan = runtime.get("next_renewal") or {}
+        renew_at, latest = parse_time(plan.get("at")), parse_time(plan.get("latest"))
+        if renew_at is not None:
+            wake = planner.wake_time(planner.RenewalSchedule(renew_at, str(plan.get("why")), latest or renew_at),
+                                     config.schedule.jitter or 0.0, rng)
+            at = wake if at is None else min(at, wake)
+        if at is not None and (soonest is None or at < soonest):
+            soonest = at
+    if soonest is None:
+        return None
+    return max(soonest, now + timedelta(seconds=MIN_WAKE_SECONDS))
 
 
 def run_daemon(config: Config, *, config_loader: Callable[[], Config]) -> int:

@@ -16,6 +16,7 @@ from tests.e2e.helpers import (
     wait_log,
     www_cert,
 )
+from tests.support.pebble import DEFAULT_PROFILES, ensure_pebble
 from tests.support.world import World, wait_for
 
 FAST = {"schedule": {"interval": "2s", "jitter": "0s"}}
@@ -36,16 +37,24 @@ def _stop(proc, timeout: float = 10.0) -> tuple[int, float]:
     return code, time.monotonic() - start
 
 
-def test_daemon_issues_at_start_and_renews_on_schedule(world, tmp_path):
-    # The shortlived profile (6 days) inside a 7-day window: every cycle is a renewal.
+def test_daemon_issues_at_start_and_renews_on_schedule(tmp_path):
+    # Certificates of 20 seconds: the daemon renews each at its own renewal time (a fixed
+    # window as long as the lifetime, which used to force a renewal every cycle, is now ignored).
+    ensure_pebble()
+    profiles = {**DEFAULT_PROFILES, "seconds": {"description": "20 s", "validityPeriod": 20}}
+    with World(pebble_config={"profiles": profiles}) as world:
+        _renews_on_schedule(world, tmp_path)
+
+
+def _renews_on_schedule(world: World, tmp_path) -> None:
     config = world.write_config(tmp_path, [www_cert()],
-                                extra={**FAST, "acme": {"profile": "shortlived", "renew_before_days": 7}})
+                                extra={**FAST, "acme": {"profile": "seconds", "renew_before_days": 7}})
     state = tmp_path / "state"
     log = tmp_path / "daemon.log"
     with running_daemon(world, config, log) as proc:
         first = wait_for(lambda: _deployed(world, state, "www", WWW_TARGETS), 30, "the first deployment")
         status = cert_status(world, config, "www")
-        assert status["serial"] == first and status["days_left"] in (5, 6)
+        assert status["serial"] == first and status["days_left"] == 0
 
         # Two more renewals, each deployed everywhere, without anyone asking.
         wait_for(lambda: len(pebble_issued(world)) >= 3, 40, "two scheduled renewals")
@@ -54,7 +63,7 @@ def test_daemon_issues_at_start_and_renews_on_schedule(world, tmp_path):
         issued = pebble_issued(world)
         assert len(set(issued)) == len(issued), "a serial issued twice"
         assert proc.poll() is None
-        assert "inside renewal window" in log_text(log)
+        assert "issuing (ARI window)" in log_text(log) and "ignoring it" in log_text(log)
 
         code, took = _stop(proc)
     assert code == 0

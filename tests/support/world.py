@@ -96,12 +96,13 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: floa
 class World:
     def __init__(self, fixture: Path | Mapping[str, Any] = DEMO_FIXTURE, *,
                  pebble_env: Mapping[str, str] | None = None, dns_delay: float | None = None,
-                 eab: Mapping[str, str] | None = None):
+                 eab: Mapping[str, str] | None = None, pebble_config: Mapping[str, Any] | None = None):
         """``eab`` (EAB key id -> base64url HMAC key) makes Pebble require external account
         binding; the config then needs ``extra={"acme": {"eab_kid": …, "eab_hmac_key": …}}``."""
         self.fixture = fixture
         self.pebble_env = dict(pebble_env or {})
         self.eab = dict(eab) if eab else None
+        self.pebble_config = dict(pebble_config or {})  # merged into Pebble's config (e.g. profiles)
         self.dns_delay = dns_delay
         self.sandbox: Sandbox | None = None
         self.pebble: Pebble | None = None
@@ -113,7 +114,7 @@ class World:
         self.sandbox = Sandbox(fixture=self.fixture, dns_delay=self.dns_delay)
         self.sandbox.start()
         self.pebble = Pebble(dns_server=f"127.0.0.1:{self.sandbox.dns_port}", env=self.pebble_env,
-                             eab=self.eab)
+                             eab=self.eab, extra_config=self.pebble_config)
         self.pebble.start()
         return self
 
@@ -160,7 +161,7 @@ class World:
                      "email": "ops@example.com", "profile": "default"},
             "aliyun": {"access_key_id": self.access_key_id, "access_key_secret": "${" + SECRET_ENV + "}",
                        "region": "cn-hangzhou",
-                       "endpoints": {"alidns": api, "cdn": api, "apigateway": api, "cas": api}},
+                       "endpoints": {"alidns": api, "cdn": api, "apigateway": api}},
             "dns": {"nameservers": [f"127.0.0.1:{self.sandbox.dns_port}"],
                     "propagation_timeout": propagation_timeout, "ttl": 600},
             "verify": {"tls": True, "connect_to": f"127.0.0.1:{self.sandbox.edge_port}",
