@@ -69,8 +69,9 @@ RAM_ACTIONS = ("oss:ListCname", "oss:PutCname", "yundun-cert:DescribeSSLCertific
 
 MAX_ATTEMPTS = 5
 BACKOFF_BASE, BACKOFF_CAP = 0.25, 5.0
-_CREDENTIAL_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "SecurityTokenExpired",
-                               "InvalidSecurityToken"})
+#: OSS's credential errors ("How to troubleshoot 403 status code when you access OSS").
+_CREDENTIAL_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidSecurityToken",
+                               "AccessKeyIdAndSecurityTokenNotMatch"})
 
 
 @dataclass(frozen=True)

@@ -96,9 +96,14 @@ def _authenticate(world: World, method: str, bucket: str | None, key: str, query
         if auth.access_key_id.startswith("STS."):
             cred = world.sts_by_ak.get(auth.access_key_id)
             token = headers.get("x-oss-security-token")
-            if cred is None or cred.token != token or cred.expires_at <= now:
-                raise ApiError(403, "InvalidAccessKeyId" if cred is None else "SecurityTokenExpired",
-                               "The security token you provided is invalid or expired.")
+            if cred is None:
+                raise ApiError(403, "InvalidAccessKeyId",
+                               "The OSS Access Key Id you provided does not exist in our records.")
+            if cred.token != token:
+                raise ApiError(403, "AccessKeyIdAndSecurityTokenNotMatch",
+                               "The OSS access key id and security token you provided does not match.")
+            if cred.expires_at <= now:
+                raise ApiError(403, "InvalidSecurityToken", "The security token you provided is invalid.")
             role = world.roles.get(cred.role)
             secret, perms = cred.secret, role.permissions if role else ()
         else:
