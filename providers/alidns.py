@@ -49,11 +49,14 @@ class TxtRecord:
     journal_id: str | None = None
     record_id: str | None = None
     done: bool = False  # deleted (or never ours to delete)
+    account: str = "default"  # the account entry holding ``zone`` ([dns] accounts)
 
     def journal_entry(self) -> dict[str, Any]:
         entry = {"zone": self.zone, "rr": self.rr, "fqdn": self.fqdn, "value": self.value}
         if self.record_id:
             entry["record_id"] = self.record_id
+        if self.account != "default":
+            entry["account"] = self.account
         return entry
 
 
@@ -93,17 +96,41 @@ class AlidnsProvider:
         self.api = api or shared_api(ctx)
         self._lock = threading.Lock()  # present/wait may run for several orders at once
         self._zones: list[wire.Zone] | None = None
+        self._zone_account: dict[str, str] = {}  # zone name -> account entry holding it
         self._servers: dict[str, list[propagation.Nameserver]] = {}
         self._targets: dict[str, str] = {}
 
     # -- zones and names ----------------------------------------------------------
 
+    def api_for(self, account: str) -> AliyunApi:
+        """The API of account entry ``account`` (the one given to the constructor is default's)."""
+        return self.api if account == "default" else shared_api(self.ctx, account)
+
+    def account_of(self, zone: str) -> str:
+        """The account entry whose Alidns holds ``zone`` (after :meth:`zones`)."""
+        self.zones()
+        return self._zone_account.get(zone, "default")
+
     def zones(self) -> list[wire.Zone]:
-        """Every zone of the account (DescribeDomains, all pages), read once per instance."""
+        """Every zone of every account in ``[dns] accounts`` (DescribeDomains, all pages), read
+        once per instance. The same zone in two accounts is an error naming both: which of
+        them the CA's resolvers see cannot be told from here."""
         with self._lock:
             if self._zones is None:
-                self._zones = wire.describe_domains(self.api)
-                self.log.debug("alidns: %d zones in the account", len(self._zones))
+                zones: list[wire.Zone] = []
+                owner: dict[str, str] = {}
+                for account in self.ctx.config.dns.accounts:
+                    for zone in wire.describe_domains(self.api_for(account)):
+                        if zone.name in owner and owner[zone.name] != account:
+                            raise ProviderError(
+                                f"alidns: zone {zone.name} is in two accounts of [dns] accounts, "
+                                f"{owner[zone.name]} and {account}; keep it in one of them")
+                        if zone.name not in owner:
+                            owner[zone.name] = account
+                            zones.append(zone)
+                self._zones, self._zone_account = zones, owner
+                self.log.debug("alidns: %d zones in %d account(s)", len(zones),
+                               len(self.ctx.config.dns.accounts))
             return self._zones
 
     def zone_of(self, fqdn: str) -> wire.Zone | None:
@@ -122,8 +149,10 @@ class AlidnsProvider:
             names = ", ".join(z.name for z in self.zones()[:5]) or "none"
             more = ", …" if len(self.zones()) > 5 else ""
             through = f" (the target of the CNAME at {via})" if via else ""
-            raise ProviderError(f"alidns: {fqdn}{through} is in no zone of this Alibaba Cloud "
-                                f"account (zones: {names}{more})")
+            where = ("this Alibaba Cloud account" if self.ctx.config.dns.accounts == ("default",)
+                     else "the accounts of [dns] accounts (" + ", ".join(self.ctx.config.dns.accounts) + ")")
+            raise ProviderError(f"alidns: {fqdn}{through} is in no zone of {where} "
+                                f"(zones: {names}{more})")
         return zone
 
     def target_of(self, record_name: str) -> str:
@@ -155,7 +184,8 @@ class AlidnsProvider:
     def _cname(self, name: str) -> str | None:
         zone = self.zone_of(name)
         if zone is not None:
-            records = wire.describe_sub_domain_records(self.api, zone.name, name, "CNAME")
+            records = wire.describe_sub_domain_records(self.api_for(self.account_of(zone.name)),
+                                                       zone.name, name, "CNAME")
             live = [r for r in records if r.status != "DISABLE"]
             return propagation.to_ascii(live[0].value) if live else None
         return self._dns_cname(name)
@@ -205,7 +235,8 @@ class AlidnsProvider:
                     ch.record_name) else ch.record_name)
                 if any(r.fqdn == fqdn and r.value == ch.value for r in planned):
                     continue
-                planned.append(TxtRecord(zone.name, _relative(fqdn, zone.name), fqdn, ch.value))
+                planned.append(TxtRecord(zone.name, _relative(fqdn, zone.name), fqdn, ch.value,
+                                         account=self.account_of(zone.name)))
             for rec in planned:
                 handle.records.append(rec)
                 self._create(rec)
@@ -221,7 +252,8 @@ class AlidnsProvider:
         journal = self.ctx.journal
         rec.journal_id = journal.add(NAME, rec.journal_entry())
         try:
-            rec.record_id = wire.add_txt(self.api, rec.zone, rec.rr, rec.value, self.ctx.config.dns.ttl)
+            rec.record_id = wire.add_txt(self.api_for(rec.account), rec.zone, rec.rr, rec.value,
+                                         self.ctx.config.dns.ttl)
         except ProviderError as exc:
             if exc.code == "DomainRecordDuplicate":
                 self._adopt_duplicate(rec)
@@ -238,7 +270,8 @@ class AlidnsProvider:
     def _adopt_duplicate(self, rec: TxtRecord) -> None:
         """AddDomainRecord said the identical record exists (a retry whose first attempt got
         through, or an earlier run): take it over when it carries our value."""
-        found = [r for r in wire.describe_sub_domain_records(self.api, rec.zone, rec.fqdn, "TXT")
+        found = [r for r in wire.describe_sub_domain_records(self.api_for(rec.account), rec.zone,
+                                                             rec.fqdn, "TXT")
                  if _same_value(r.value, rec.value)]
         if found:
             rec.record_id = found[0].record_id
@@ -274,7 +307,8 @@ class AlidnsProvider:
             names: Sequence[str] = self.ctx.config.dns.nameservers
             if not names:
                 z = next((z for z in self.zones() if z.name == zone), None)
-                names = (z.nameservers if z else ()) or wire.describe_domain_ns(self.api, zone)
+                names = (z.nameservers if z else ()) or wire.describe_domain_ns(
+                    self.api_for(self.account_of(zone)), zone)
                 if not names:
                     raise ProviderError(f"alidns: no nameservers known for zone {zone}; "
                                         f"set [dns] nameservers")
@@ -304,23 +338,24 @@ class AlidnsProvider:
         """Delete ``rec``; returns how many records were actually removed. With ``check``
         (journal leftovers), a known RecordId is first confirmed to still carry our value."""
         removed = 0
+        api = self.api_for(rec.account)
         if rec.record_id:
             if check:
                 current = {r.record_id: r for r in wire.describe_sub_domain_records(
-                    self.api, rec.zone, rec.fqdn, "TXT")}
+                    api, rec.zone, rec.fqdn, "TXT")}
                 found = current.get(rec.record_id)
                 if found is not None and not _same_value(found.value, rec.value):
                     self.log.warning("alidns: RecordId %s at %s no longer carries our value; "
                                      "leaving it alone", rec.record_id, rec.fqdn)
                     found = None
-                if found is not None and wire.delete_record(self.api, rec.record_id):
+                if found is not None and wire.delete_record(api, rec.record_id):
                     removed += 1
-            elif wire.delete_record(self.api, rec.record_id):
+            elif wire.delete_record(api, rec.record_id):
                 removed += 1
         else:
             # Journaled but the create's outcome is unknown: find it by exact name and value.
-            for r in wire.describe_sub_domain_records(self.api, rec.zone, rec.fqdn, "TXT"):
-                if _same_value(r.value, rec.value) and wire.delete_record(self.api, r.record_id):
+            for r in wire.describe_sub_domain_records(api, rec.zone, rec.fqdn, "TXT"):
+                if _same_value(r.value, rec.value) and wire.delete_record(api, r.record_id):
                     removed += 1
         if rec.journal_id:
             self.ctx.journal.remove(rec.journal_id)
@@ -336,10 +371,16 @@ class AlidnsProvider:
             try:
                 rec = TxtRecord(zone=str(entry["zone"]), rr=str(entry["rr"]), fqdn=str(entry["fqdn"]),
                                 value=str(entry["value"]), journal_id=journal_id,
-                                record_id=str(entry["record_id"]) if entry.get("record_id") else None)
+                                record_id=str(entry["record_id"]) if entry.get("record_id") else None,
+                                account=str(entry.get("account") or "default"))
             except KeyError as exc:
                 self.log.warning("alidns: journal entry %s lacks %s; leaving it for an operator",
                                  journal_id, exc)
+                continue
+            if rec.account not in self.ctx.config.aliyun.account_names:
+                self.log.warning("alidns: journal entry %s is for account %s, which is no longer "
+                                 "configured; leaving TXT %s for an operator", journal_id,
+                                 rec.account, rec.fqdn)
                 continue
             try:
                 removed += self._delete(rec, check=True)
