@@ -215,3 +215,42 @@ def test_bad_config_is_named(raw, message):
     errors = ConfigErrors()
     assert AlbProvider.parse_config(raw, "certificate[0].deploy[0]", errors, ConfigDefaults("cn-hangzhou")) is None
     assert any(m.startswith(message) for m in errors.messages), errors.messages
+
+
+def test_a_full_listener_makes_room_only_from_our_superseded_certificates(state_dir):
+    with Sandbox(fixture(max_additional=2)) as sandbox:
+        foreign = foreign_cas_id(sandbox, ["other.example.com"])
+        sandbox_alb.force_certificates(sandbox.world, LISTENER, additional=(foreign,))
+        ctx = ctx_for(sandbox, state_dir, tls=False)
+        t = target("sni")
+        old = make_bundle("shop", [DOMAIN])
+        ctx.bundles["shop"] = old
+        provider = provider_for(AlbProvider, ctx)
+        provider.bind(t, old)
+        old_id = provider.verify(t, old, time.monotonic() + 20).cert_name
+        # renewal: the listener is full (foreign + our old one, which normally goes only once the
+        # new one is Associated)
+        new = make_bundle("shop", [DOMAIN])
+        ctx.bundles["shop"] = new
+        provider = provider_for(AlbProvider, ctx)
+        provider.bind(t, new)  # QuotaExceeded first: our old one makes room, the foreign one stays
+        assert [e["code"] for e in sandbox.calls(action="AssociateAdditionalCertificatesWithListener")][-2:] == \
+            ["QuotaExceeded.ListenerAdditionalCertificatesNum", None]
+        new_id = provider.verify(t, new, time.monotonic() + 20).cert_name
+        additional = sandbox_alb.view(sandbox.world, LISTENER, time.time())["additional"]
+        assert foreign in additional and new_id in additional and old_id not in additional
+
+
+def test_another_certificates_current_sni_certificate_is_kept(sb, state_dir):
+    ctx = ctx_for(sb, state_dir, tls=False)
+    shop, api = make_bundle("shop", [DOMAIN]), make_bundle("api", ["api.example.com"])
+    ctx.bundles.update(shop=shop, api=api)
+    t_shop, t_api = target("sni"), target("sni", "api.example.com")
+    provider = provider_for(AlbProvider, ctx)
+    provider.bind(t_api, api)
+    api_id = provider.verify(t_api, api, time.monotonic() + 20).cert_name
+    provider.bind(t_shop, shop)
+    provider.verify(t_shop, shop, time.monotonic() + 20)
+    bindings = provider_for(AlbProvider, ctx).read_bindings([t_shop, t_api])
+    assert bindings[t_shop].serves(shop) and bindings[t_api].serves(api)
+    assert api_id in sandbox_alb.view(sb.world, LISTENER, time.time())["additional"]
