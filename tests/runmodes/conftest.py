@@ -10,6 +10,7 @@ the host's loopback (the container and the booted root share the host's network)
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -199,6 +200,20 @@ def config_text(world, certificates, *, broken: bool = False) -> str:
     from tests.support.world import dump_toml
     text = dump_toml(data)
     return text.replace('profile = "default"', "profile = 7") if broken else text
+
+
+def readme_block(heading: str, index: int = 0) -> str:
+    """A ```sh block of README's ``heading`` section: the commands this test runs."""
+    text = (REPO_ROOT / "README.md").read_text()
+    section = text.split(f"### {heading}\n", 1)[1].split("\n### ", 1)[0]
+    return re.findall(r"```sh\n(.*?)```", section, re.S)[index]
+
+
+def readme_commands(heading: str, index: int = 0, *, skip: tuple[str, ...] = ()) -> str:
+    """The block's commands without comments, continuation lines joined (``\\``), minus ``skip``."""
+    joined = readme_block(heading, index).replace("\\\n", " ")
+    lines = [re.sub(r"\s+#.*$", "", ln) for ln in joined.splitlines()]
+    return "\n".join(ln for ln in lines if ln.strip() and not ln.startswith(skip))
 
 
 def wait_until(predicate, timeout: float, what: str, step: float = 0.5):

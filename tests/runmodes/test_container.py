@@ -13,6 +13,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import tarfile
 import time
 import tomllib
@@ -26,9 +27,11 @@ from tests.runmodes.conftest import (
     LocalPipServer,
     config_text,
     files_under,
+    readme_commands,
     run,
     wait_until,
 )
+from tests.support.pebble import ensure_pebble
 from tests.support.world import DEMO_FIXTURE, REPO_ROOT, SECRET_ENV, World
 
 pytestmark = [pytest.mark.runmodes, pytest.mark.pebble, pytest.mark.timeout(MODULE_TIMEOUT)]
@@ -37,7 +40,7 @@ TAG = "localhost/alicertd-runmodes:test"  # kept: the next run reuses its layers
 NAME = f"alicertd-runmodes-{os.getpid()}"
 VOLUME = f"alicertd-state-{os.getpid()}"
 STATE = "/var/lib/alicertd"
-STOP_GRACE = 15  # systemd's TimeoutStopSec; docker's default grace is 10 s
+STOP_GRACE = 10  # docker's and podman's default for `stop`
 
 
 class Podman:
@@ -53,15 +56,64 @@ def podman(podman_env) -> Podman:
     return Podman(podman_env)
 
 
+def readme_docker() -> dict[str, list[str]]:
+    """README's Docker commands by what they do: build, daemon, oneshot, status, stop."""
+    commands = [shlex.split(c) for c in readme_commands("Docker").splitlines()]
+    kinds = {}
+    for c in commands:
+        assert c[0] == "docker", c
+        kind = {"build": "build", "exec": "status", "stop": "stop"}.get(c[1]) or (
+            "daemon" if "-d" in c else "oneshot")
+        assert kind not in kinds, f"two {kind} commands in README's Docker section"
+        kinds[kind] = c
+    assert set(kinds) == {"build", "daemon", "oneshot", "status", "stop"}, kinds
+    return kinds
+
+
+def adapt(command: list[str], *, config: Path | None = None, files=None, machine: list[str] = ()) -> list[str]:
+    """A README ``docker`` command as this machine runs it: ``podman``, this run's names and
+    files for README's, and ``machine`` options (network, base image) after the subcommand."""
+    mapped = {"/etc/alicertd/env": str(files["env"]) if files else None,
+              "alicertd-state:/var/lib/alicertd": f"{VOLUME}:{STATE}", ".": str(REPO_ROOT)}
+    if config is not None:
+        mapped["/etc/alicertd/config.toml:/etc/alicertd/config.toml:ro"] = f"{config}:/etc/alicertd/config.toml:ro"
+    sub, rest = command[1], command[2:]
+    out: list[str] = ["podman", sub, *machine]
+    positional_seen = False
+    i = 0
+    while i < len(rest):
+        tok = rest[i]
+        if tok in ("--name", "-t") and sub in ("run", "build"):
+            out += [tok, NAME if tok == "--name" else TAG]
+            i += 2
+            continue
+        if tok.startswith("-"):
+            out.append(tok)
+        elif tok in mapped:
+            assert mapped[tok] is not None, tok
+            out.append(mapped[tok])
+        elif not positional_seen and tok == "alicertd":
+            # the image (run) or the container (exec, stop): the first positional argument
+            out.append(TAG if sub == "run" else NAME)
+            positional_seen = True
+        else:
+            out.append(tok)
+            positional_seen = positional_seen or out[-2] not in ("--env-file", "-v", "--restart")
+        i += 1
+    return out
+
+
 @pytest.fixture(scope="module")
 def image(podman, tmp_path_factory):
     pip = LocalPipServer()
     pip_args, pip_volumes = pip.build_args()
     old = podman("image", "inspect", "--format", "{{.Id}}", TAG, check=False).stdout.strip()
     started = time.monotonic()
-    # `docker build -t alicertd .`; --format docker keeps HEALTHCHECK (OCI has no such field)
-    podman("build", "--format", "docker", "--network", "host", "--build-arg", f"PYTHON_IMAGE={BASE_IMAGE}",
-           *pip_args, *pip_volumes, "-t", TAG, str(REPO_ROOT), timeout=MODULE_TIMEOUT)
+    # --format docker keeps HEALTHCHECK (the OCI format has no such field)
+    build = adapt(readme_docker()["build"], machine=[
+        "--format", "docker", "--network", "host", "--build-arg", f"PYTHON_IMAGE={BASE_IMAGE}",
+        *pip_args, *pip_volumes])
+    podman(*build[1:], timeout=MODULE_TIMEOUT)
     pip.close()
     print(f"image build: {time.monotonic() - started:.1f}s")
     if old and old != podman("image", "inspect", "--format", "{{.Id}}", TAG).stdout.strip():
@@ -75,6 +127,7 @@ def image(podman, tmp_path_factory):
 def world():
     """The demo world with an AccessKey secret made for this run, so that finding it anywhere
     (an image layer) means it leaked from the run, not that the demo fixture ships."""
+    ensure_pebble()
     data = tomllib.loads(DEMO_FIXTURE.read_text())
     data["access_key"][0]["secret"] = "runmodes-" + secrets.token_urlsafe(24)
     with World(data) as w:
@@ -103,11 +156,12 @@ IMG = World.cert("img", ["img.example.com"], cdn=["img.example.com"])
 APP = World.cert("app", ["app.dev.example.com"])
 
 
-def run_args(files, config: Path) -> list[str]:
-    return ["--network", "host", "--env-file", str(files["env"]),
-            "-v", f"{config}:/etc/alicertd/config.toml:ro",
-            "-v", f"{files['ca']}:/etc/alicertd/pebble-ca.pem:ro",
-            "-v", f"{VOLUME}:{STATE}"]
+def readme_run(podman, kind: str, files, config: Path, *, check: bool = False, timeout: float = 300):
+    """README's ``docker run`` (``daemon`` or ``oneshot``), on the host network (the sandbox
+    and Pebble listen on its loopback), with Pebble's CA where the config expects it."""
+    cmd = adapt(readme_docker()[kind], config=config, files=files, machine=[
+        "--network", "host", "-v", f"{files['ca']}:/etc/alicertd/pebble-ca.pem:ro"])
+    return podman(*cmd[1:], check=check, timeout=timeout)
 
 
 def volume_dir(podman) -> Path:
@@ -160,31 +214,32 @@ def test_layers_hold_no_build_tools_sources_or_secrets(podman, image, tmp_path, 
 
 def test_run_now_exit_codes(podman, image, world, files):
     good = write_config(world, files, "good", [WWW])
-    proc = podman("run", "--rm", *run_args(files, good), image, "--run-now", check=False, timeout=300)
+    proc = readme_run(podman, "oneshot", files, good)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     state = volume_dir(podman)
     assert world.served_serial("cdn.example.com") == world.chain_serial(state, "www") is not None
 
-    broken = write_config(world, files, "broken", [WWW], broken=True)
-    proc = podman("run", "--rm", *run_args(files, broken), image, "--run-now", check=False)
+    proc = readme_run(podman, "oneshot", files, write_config(world, files, "broken", [WWW], broken=True))
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    err = [ln for ln in proc.stderr.splitlines() if "healthcheck" not in ln]
+    err = [ln for ln in proc.stderr.splitlines() if "healthcheck" not in ln]  # podman's, without systemd
     assert len(err) == 1 and "acme.profile" in err[0] and "Traceback" not in proc.stderr, proc.stderr
 
     # a certificate the account has no zone for fails; the one that works stays valid
     failing = write_config(world, files, "failing", [WWW, World.cert("nozone", ["www.example.invalid"])])
-    proc = podman("run", "--rm", *run_args(files, failing), image, "--run-now", check=False, timeout=300)
+    proc = readme_run(podman, "oneshot", files, failing)
     assert proc.returncode == 1, proc.stdout + proc.stderr
 
 
 # --------------------------------------------------------------------------- the daemon
 
 
-def test_daemon_uid_state_status_healthcheck_and_clean_stop(podman, image, world, files):
+def test_readme_daemon_commands(podman, image, world, files):
+    """README's commands in README's order: the daemon, a one-shot beside it, status, stop."""
+    readme = readme_docker()
     config = write_config(world, files, "daemon", [WWW, IMG])
     world.sandbox.set_dns_delay(0)
     podman("rm", "-f", NAME, check=False)
-    podman("run", "-d", "--name", NAME, *run_args(files, config), image)
+    readme_run(podman, "daemon", files, config, check=True)
 
     def logs() -> str:
         p = podman("logs", NAME, check=False)
@@ -193,11 +248,14 @@ def test_daemon_uid_state_status_healthcheck_and_clean_stop(podman, image, world
     wait_until(lambda: "cycle done" in logs(), 240, "the daemon's first cycle")
     state = volume_dir(podman)
     assert world.served_serial("img.example.com") == world.chain_serial(state, "img") is not None
-
     assert podman("exec", NAME, "id", "-u").stdout.strip() == "10001"
     assert podman("exec", NAME, "stat", "-c", "%a %u", STATE).stdout.split() == ["700", "10001"]
-    assert podman("exec", NAME, "alicertd", "status").returncode == 0
-    assert podman("healthcheck", "run", NAME).returncode == 0
+
+    proc = readme_run(podman, "oneshot", files, config)  # beside the daemon: they share the lock
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = podman(*adapt(readme["status"])[1:], check=False)
+    assert proc.returncode == 0 and "www" in proc.stdout and "img" in proc.stdout, proc.stdout + proc.stderr
+    assert podman("healthcheck", "run", NAME, check=False).returncode == 0
 
     # SIGTERM in the middle of an issuance (the TXT record is published, the daemon waits for
     # it to propagate): exit 0 within the grace period, the challenge record removed, nothing
@@ -207,18 +265,19 @@ def test_daemon_uid_state_status_healthcheck_and_clean_stop(podman, image, world
     podman("kill", "--signal", "HUP", NAME)  # reload: a cycle starts at once for the new certificate
     wait_until(world.txt_records, 120, "the challenge TXT record of the new certificate")
     started = time.monotonic()
-    podman("stop", "-t", str(STOP_GRACE), NAME, timeout=STOP_GRACE + 30)
+    podman(*adapt(readme["stop"])[1:], timeout=STOP_GRACE + 30)
     took = time.monotonic() - started
     (info,) = json.loads(podman("inspect", NAME).stdout)
-    assert info["State"]["ExitCode"] == 0, logs()
+    assert info["State"]["ExitCode"] == 0 and info["State"]["Status"] == "exited", logs()
     assert took < STOP_GRACE, f"stop took {took:.1f}s"
+    assert "Traceback" not in logs()
     world.sandbox.set_dns_delay(0)
     assert world.txt_records() == [], "the challenge record was left behind"
     leftovers = [p for p in files_under(state) if p.name.startswith(".tmp-")]
     assert not leftovers, leftovers
-    assert "Traceback" not in logs()
 
     # the state is whole: the next one-shot issues the new certificate and exits 0
-    proc = podman("run", "--rm", *run_args(files, config), image, "--run-now", check=False, timeout=300)
+    proc = readme_run(podman, "oneshot", files, config)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert world.chain_serial(state, "app") is not None
     podman("rm", "-f", NAME, check=False)
