@@ -4,7 +4,8 @@ custom domains, nothing due.
     .venv/bin/python bench/steady_state.py [--quick] [--reps N]
 
 Setup (not measured as the benchmark, but reported): one ``--run-now`` issues the 50 wildcard
-certificates (``*.sNN.example.com``) and binds and verifies all 1,020 targets. The sandbox CDN
+certificates (``*.sNN.example.com``), uploads each once to CAS, and binds (by CAS id) and
+verifies all 1,020 targets. The sandbox CDN
 rollout is set to 0 s for this world so that the setup stays bounded (1,020 rollouts of 1 s,
 eight at a time, would add minutes and measure nothing of interest here).
 
@@ -74,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         setup_calls = w.sandbox.call_counts()
         print(f"setup: issued {CERTS} + bound {CERTS * CDN_PER_CERT + APIGW_DOMAINS} targets in "
               f"{setup.wall:.1f} s; calls {sum(setup_calls.values())}")
+        # CAS as the hub: one upload per certificate, 1,000 CDN binds by id, no key in a CDN call
+        cas_uploads = setup_calls.get("UploadUserCertificate", 0)
+        assert cas_uploads == CERTS, setup_calls
+        keyed = [c for c in w.sandbox.calls(action="SetCdnDomainSSLCertificate")
+                 if {"SSLPri", "SSLPub"} & set(c["params"])]
+        assert not keyed, keyed[:1]
 
         runs = []
         ari_gets = []
@@ -86,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 ari_gets.append(sum(1 for line in f if b"renewalinfo" in line.lower() and b"GET" in line))
             counts = Counter({a: n for a, n in w.sandbox.call_counts(since=since).items()})
             assert "SetCdnDomainSSLCertificate" not in counts and "AddDomainRecord" not in counts, counts
+            assert not {"UploadUserCertificate", "DeleteUserCertificate"} & set(counts), counts
             runs.append((r.wall, counts))
             print(f"run {k + 2}: {r.wall:.2f} s, {sum(counts.values())} calls {dict(counts)}, "
                   f"{ari_gets[-1]} ARI GETs to the CA")
@@ -112,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         f"Setup run (issue {CERTS} + bind and verify {total_targets}, not a target): "
         f"**{setup.wall:.1f} s**, {sum(setup_calls.values())} API calls "
         f"({', '.join(f'{a} {n}' for a, n in sorted(setup_calls.items()))}).",
+        "",
+        f"CAS as the hub: the setup uploads each certificate once ({cas_uploads} UploadUserCertificate "
+        f"for {CERTS} certificates) and binds {CERTS * CDN_PER_CERT} CDN domains by CAS id; no "
+        f"SetCdnDomainSSLCertificate call carries a key or a PEM. Nothing-due runs make no CAS call "
+        f"(the ids are in the state dir; superseded uploads are deleted only after a renewal).",
         "",
         C.md_table(["nothing-due `--run-now`", "wall (median, min–max)", "runs"], [
             [f"run 2 (first after issuance: {ari_gets[0]} ARI renewalInfo GETs to the CA)",
