@@ -112,6 +112,14 @@ def main(argv: list[str]) -> int:
             ok = ok and match
             say(f"  {domain:<18} serial {served:<40} issuer {issuer:<28} "
                 f"{'= ' + name + ' (new)' if match else 'MISMATCH (expected ' + str(expected) + ')'}")
+        uploads = [c for c in sandbox.cas_certificates() if c["source"] == "cas"]
+        if uploads:
+            say()
+            say("Certificates alicertd uploaded to the sandbox's CAS (bound by id, the key sent once):")
+            for c in uploads:
+                bound = ", ".join(d if not d.startswith(".") else "*" + d for d in c["bound"]) or "-"
+                say(f"  CAS {c['cert_id']:<12} {c['region']:<14} {c['cert_name']:<32} serial "
+                    f"{c['serial']:<34} served on {bound}")
         calls = sandbox.call_counts() if hasattr(sandbox, "call_counts") else {}
         if calls:
             say()
