@@ -30,7 +30,8 @@ API_PORT, DNS_PORT, EDGE_PORT = 18080, 15353, 18443
 FIXTURE = REPO / "sandbox" / "fixtures" / "demo.toml"
 CONFIG = REPO / "config" / "sandbox.toml"
 TARGETS = [("www", "cdn.example.com"), ("www", "img.example.com"), ("api", "api.example.com"),
-           ("lb", "shop.example.com"), ("lb", "tls.example.com"), ("lb", "legacy.example.com")]
+           ("lb", "shop.example.com"), ("lb", "tls.example.com"), ("lb", "legacy.example.com"),
+           ("edge", "dcdn.example.com"), ("edge", "www.example.net"), ("edge", "files.example.com")]
 
 
 def say(text: str = "") -> None:
