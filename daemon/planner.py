@@ -173,6 +173,7 @@ def ari_refresh_due(issued: IssuedState | None, now: datetime) -> bool:
 
 
 SHORT_LIFETIME = timedelta(days=10)
+ISSUANCE_MARGIN = timedelta(minutes=10)
 
 
 def lifetime_renewal_time(not_before: datetime, not_after: datetime) -> datetime:
@@ -188,7 +189,9 @@ def usable_ari_window(issued: IssuedState) -> tuple[datetime, datetime] | None:
         return None
     start, end = issued.ari_window
     lifetime = issued.not_after - issued.not_before
-    lo, hi = max(start, issued.not_before + lifetime / 3), min(end, issued.not_after - lifetime / 6)
+    # Leave the order itself time to finish inside the window (5 % of it, at most 10 min).
+    finish = min((end - start) / 20, ISSUANCE_MARGIN) if end > start else timedelta(0)
+    lo, hi = max(start, issued.not_before + lifetime / 3), min(end - finish, issued.not_after - lifetime / 6)
     return (lo, hi) if lo < hi else (start, end)
 
 
@@ -245,7 +248,8 @@ def renewal_schedule(name: str, issued: IssuedState | None, renew_before_days: i
 def wake_time(schedule: RenewalSchedule, jitter_seconds: float, rng: random.Random) -> datetime:
     """``schedule.at`` plus up to ``jitter_seconds`` of random delay, never past ``latest``:
     jitter spreads a fleet's load, it must never push a renewal out of its window."""
-    room = max(0.0, (schedule.latest - schedule.at).total_seconds())
+    # Half the room at most: the renewal itself still has to finish before ``latest``.
+    room = max(0.0, (schedule.latest - schedule.at).total_seconds()) / 2
     return schedule.at + timedelta(seconds=rng.uniform(0.0, min(max(0.0, jitter_seconds), room)))
 
 

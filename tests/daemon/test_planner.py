@@ -35,6 +35,7 @@ class FixedRng(random.Random):
 
 
 ARI = (T0 + 50 * DAY, T0 + 52 * DAY)
+MARGIN = p.ISSUANCE_MARGIN
 FAIL = p.FailureState(failures=2, last_failure=T0 + 70 * DAY, next_attempt=T0 + 70 * DAY + timedelta(minutes=20))
 
 # (id, issued, renew_before_days, force, now, failure, rng, due, reason, not_before_attempt)
@@ -73,9 +74,10 @@ CASES = [
     ("ARI pick at start, before", issued(ari_window=ARI), None, False, ARI[0] - timedelta(seconds=1), None,
      FixedRng(0.0), False, "not due", ARI[0]),
     ("ARI pick at start, at", issued(ari_window=ARI), None, False, ARI[0], None, FixedRng(0.0), True, "ARI window", None),
-    ("ARI pick mid-window, before", issued(ari_window=ARI), None, False, ARI[0] + DAY - timedelta(seconds=1), None,
-     FixedRng(0.5), False, "not due", ARI[0] + DAY),
-    ("ARI pick mid-window, at", issued(ari_window=ARI), None, False, ARI[0] + DAY, None, FixedRng(0.5),
+    # mid-window of the usable window: the CA's, less 10 minutes at its end for the order itself
+    ("ARI pick mid-window, before", issued(ari_window=ARI), None, False, ARI[0] + DAY - MARGIN / 2
+     - timedelta(seconds=1), None, FixedRng(0.5), False, "not due", ARI[0] + DAY - MARGIN / 2),
+    ("ARI pick mid-window, at", issued(ari_window=ARI), None, False, ARI[0] + DAY - MARGIN / 2, None, FixedRng(0.5),
      True, "ARI window", None),
     ("ARI beats last third", issued(ari_window=(T0 + 70 * DAY, T0 + 71 * DAY)), None, False, T0 + 65 * DAY, None,
      FixedRng(0.0), False, "not due", T0 + 70 * DAY),
