@@ -31,7 +31,6 @@ cdn:SetCdnDomainSSLCertificate (and the CAS hub's yundun-cert actions).
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -82,7 +81,6 @@ PAGE_SIZES = (500, 100, 20)
 _PENDING = frozenset({"checking", "applying", "configuring", "pending", "deploying"})
 
 
-_ACCOUNT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -159,9 +157,7 @@ class CdnProvider:
         before = len(errors)
         s = Section(raw, path, errors)
         domains = s.domains("domains", required=True, nonempty=True)
-        account = s.str("account", "default")
-        if account is not None and not _ACCOUNT_RE.match(account):
-            s.error("account", f"invalid account name {account!r}")
+        account = s.account(defaults.accounts)
         s.finish()
         _explain_api_wildcards(raw, path, errors, before)
         if len(errors) > before:

@@ -91,9 +91,10 @@ def api_name(domain: str) -> str:
     return domain[1:] if domain.startswith("*.") else domain
 
 
-def parse_account(s: Section) -> str:
-    """The ``account`` key every deploy block takes (default "default")."""
-    return s.str("account", "default")
+def parse_account(s: Section, defaults: ConfigDefaults) -> str:
+    """The ``account`` key every deploy block takes (default "default"), checked against the
+    configured account entries by the shared ``Section.account`` helper."""
+    return s.account(defaults.accounts)
 
 
 def account_api(ctx: ProviderContext, account: str) -> Any:
@@ -131,7 +132,7 @@ class DcdnProvider:
         before = len(errors)
         s = Section(raw, path, errors)
         domains = s.domains("domains", required=True, nonempty=True)
-        account = parse_account(s)
+        account = parse_account(s, defaults)
         s.finish()
         if len(errors) > before:
             return None

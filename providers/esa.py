@@ -167,7 +167,7 @@ class EsaProvider:
         elif s.has("site") and s.has("site_id"):
             s.error("site_id", "give site or site_id, not both")
         region = s.str("region", "cn-hangzhou", choices=REGIONS)
-        account = parse_account(s)
+        account = parse_account(s, defaults)
         s.finish()
         if len(errors) > before:
             return None

@@ -144,7 +144,7 @@ class OssProvider:
             if d.startswith("*."):
                 errors.add(f"{s.key_path('domains')}[{i}]", "wildcard custom domains are not supported "
                                                             "by the oss provider")
-        account = parse_account(s)
+        account = parse_account(s, defaults)
         s.finish()
         if len(errors) > before:
             return None

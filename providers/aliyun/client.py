@@ -489,10 +489,16 @@ def shared_api(ctx, account: str = "default") -> AliyunApi:
     AliyunApi of ``source_account`` (or of the entry's own keys); that API is looked up when
     the role is first assumed, not here (``ctx.shared`` is not re-entrant)."""
     key = "aliyun_api" if account == "default" else f"aliyun_api:{account}"
-    return ctx.shared(key, lambda: account_api(ctx, account))
+    return ctx.shared(key, lambda: _new_account_api(ctx, account))
 
 
 def account_api(ctx, account: str) -> AliyunApi:
+    """The providers' per-account hook: the run's shared AliyunApi of ``account`` (never a
+    second one, so an assumed role is assumed once per run, not once per call)."""
+    return shared_api(ctx, account)
+
+
+def _new_account_api(ctx, account: str) -> AliyunApi:
     """A new AliyunApi for the account entry ``account`` (see :func:`shared_api`)."""
     entry = ctx.config.aliyun.account(account)
     if not entry.ram_role_arn:
