@@ -69,9 +69,10 @@ def _store_upload(call: Call, name: str | None, chain_pem: str, key_pem: str, do
             raise ApiError(400, "InvalidSSLPub", f"The SSLPub is invalid: {exc}.") from None
         if exc.kind == "key":
             raise ApiError(400, "InvalidSSLPri", f"The SSLPri is invalid: {exc}.") from None
-        raise ApiError(400, "CertificateNotMatch",
-                       "The certificate (SSLPub) and the private key (SSLPri) do not match.") from None
-    _check_usable(info, domain, call.now)
+        # No code of its own is documented for a key that does not belong to the certificate.
+        raise ApiError(400, "InvalidSSLPri",
+                       "The SSLPri does not match the certificate (SSLPub).") from None
+    _check_usable(info, domain, call.now, "SSLPub")
     if name is None:
         name = f"cert-{info.serial[:40]}"
     if not _CERT_NAME_RE.match(name):
@@ -86,12 +87,14 @@ def _store_upload(call: Call, name: str | None, chain_pem: str, key_pem: str, do
     return cert
 
 
-def _check_usable(info, domain: str, now: float) -> None:
+def _check_usable(info, domain: str, now: float, param: str) -> None:
+    """A certificate that does not cover the domain, or has expired, is refused. Which code the
+    service uses for either is not documented: the gateway's generic InvalidParameter, naming
+    the parameter that carried the certificate."""
     if not info.covers(domain):
-        raise ApiError(400, "CertificateDomainNotMatch",
-                       f"The certificate does not match the domain name {domain}.")
+        raise invalid_param(param, f"The certificate does not match the domain name {domain}.")
     if info.not_after.replace(tzinfo=dt.UTC).timestamp() <= now:
-        raise ApiError(400, "CertificateExpired", "The certificate has expired.")
+        raise invalid_param(param, "The certificate has expired.")
 
 
 def set_cdn_domain_ssl_certificate(call: Call) -> dict:
@@ -107,8 +110,7 @@ def set_cdn_domain_ssl_certificate(call: Call) -> dict:
     if protocol == "off":
         d.start_rollout(CdnHttps(None, "upload", call.now), call.now, world.settings.cdn_rollout_seconds)
         return {}
-    cert_type = enum_param(call, "CertType", ("upload", "cas"), "upload",
-                           code="InvalidCertType.ValueNotSupported")
+    cert_type = enum_param(call, "CertType", ("upload", "cas"), "upload")
     if cert_type == "upload":
         pub = optional(call, "SSLPub")
         pri = optional(call, "SSLPri")
@@ -126,7 +128,7 @@ def set_cdn_domain_ssl_certificate(call: Call) -> dict:
         cert = world.certs_by_id.get(cert_id)
         if cert is None or cert.region != region:
             raise invalid_param("CertId", f"The certificate {cert_id} does not exist in {region}.")
-        _check_usable(cert.info, d.name, call.now)
+        _check_usable(cert.info, d.name, call.now, "CertId")
     d.start_rollout(CdnHttps(cert, cert_type, call.now), call.now, world.settings.cdn_rollout_seconds)
     return {}
 
