@@ -73,6 +73,7 @@ class ApiGatewaySettings:
     region: str
     group_id: str
     domain: str
+    account: str = "default"  # the account entry owning the API group
 
 
 def _request(cls: type, **params: Any) -> Any:
@@ -120,6 +121,7 @@ class ApiGatewayProvider:
         group_id = s.str("group_id", required=True)
         domain = s.domain("domain", required=True)
         region = s.str("region", defaults.region)
+        account = s.account(defaults.accounts)
         s.finish()
         if group_id is not None and not _GROUP_ID.match(group_id):
             s.error("group_id", f"invalid API group id {group_id!r}")
@@ -127,25 +129,31 @@ class ApiGatewayProvider:
             s.error("region", f"invalid region {region!r} (e.g. \"cn-shanghai\")")
         if len(errors) > before or group_id is None or domain is None or region is None:
             return None
-        return ApiGatewaySettings(region=region, group_id=group_id, domain=domain)
+        return ApiGatewaySettings(region=region, group_id=group_id, domain=domain, account=account)
 
     @classmethod
     def expand(cls, settings: ApiGatewaySettings) -> list[Target]:
         name = f"{settings.region}/{settings.group_id}/{settings.domain}"
+        if settings.account != "default":
+            name = f"{settings.account}:{name}"
         return [Target(cls.name, name, settings, domain=settings.domain)]
+
+    def _api(self, s: ApiGatewaySettings) -> Any:
+        """The API of the block's account (the one given to the constructor is default's)."""
+        return self.api if s.account == "default" else shared_api(self.ctx, s.account)
 
     # ------------------------------------------------------------------ read
 
     def read_bindings(self, targets: Sequence[Target]) -> dict[Target, Binding]:
-        groups: dict[tuple[str, str], list[Target]] = {}
+        groups: dict[tuple[str, str, str], list[Target]] = {}
         for target in targets:
             s: ApiGatewaySettings = target.settings
-            groups.setdefault((s.region, s.group_id), []).append(target)
+            groups.setdefault((s.account, s.region, s.group_id), []).append(target)
         result: dict[Target, Binding] = {}
-        for (region, group_id), members in sorted(groups.items()):
+        for (_account, region, group_id), members in sorted(groups.items()):
             try:
-                body = self.api.call("apigateway", _request(DescribeApiGroupRequest, GroupId=group_id),
-                                     region=region)
+                body = self._api(members[0].settings).call(
+                    "apigateway", _request(DescribeApiGroupRequest, GroupId=group_id), region=region)
             except CredentialError:
                 raise
             except ProviderError as exc:
@@ -181,8 +189,8 @@ class ApiGatewayProvider:
 
     def _domain_info(self, s: ApiGatewaySettings) -> Binding:
         """What DescribeDomain says the domain serves (exact: the certificate body)."""
-        body = self.api.call("apigateway", _request(DescribeDomainRequest, GroupId=s.group_id,
-                                                    DomainName=s.domain), region=s.region)
+        body = self._api(s).call("apigateway", _request(DescribeDomainRequest, GroupId=s.group_id,
+                                                        DomainName=s.domain), region=s.region)
         name = body.get("CertificateName") or None
         pem = body.get("CertificateBody")
         if not pem:
@@ -202,11 +210,11 @@ class ApiGatewayProvider:
         certificate again changes nothing."""
         s: ApiGatewaySettings = target.settings
         name = cert_name(bundle.name, bundle.fingerprint, APIGATEWAY_NAME_MAX)
-        self.api.call("apigateway", _request(SetDomainCertificateRequest, GroupId=s.group_id,
-                                             DomainName=s.domain, CertificateName=name,
-                                             CertificateBody=bundle.fullchain_pem,
-                                             CertificatePrivateKey=bundle.key_pem),
-                      region=s.region)
+        self._api(s).call("apigateway", _request(SetDomainCertificateRequest, GroupId=s.group_id,
+                                                 DomainName=s.domain, CertificateName=name,
+                                                 CertificateBody=bundle.fullchain_pem,
+                                                 CertificatePrivateKey=bundle.key_pem),
+                          region=s.region)
         self.known.add(leaf_of_bundle(bundle))
         self.ctx.log.info("apigateway: %s: bound %s (serial %s)", target.name, name, bundle.serial)
 
