@@ -52,12 +52,14 @@ from providers.base import (
 )
 from providers.loadbalancers import (
     REGION,
-    Ownership,
+    Accounts,
+    account_prefix,
     bundle_for,
     current_fingerprints,
     flat,
     hub_of,
     listener_cas_id,
+    parse_account,
     rpc,
 )
 from providers.settings import Section
@@ -81,6 +83,7 @@ class AlbSettings:
     listener_id: str
     domain: str
     slot: str
+    account: str = "default"
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ class AlbProvider:
         self.ctx = ctx
         self.api = api if api is not None else shared_api(ctx)
         self._hub = hub
-        self.own = Ownership(self.hub)
+        self.accounts = Accounts(ctx, api, self.hub)
         self.clock = time.monotonic
 
     def hub(self) -> Any:
@@ -130,35 +133,36 @@ class AlbProvider:
         domain = s.domain("domain", required=True)
         region = s.str("region", defaults.region)
         slot = s.str("slot", "default", choices=SLOTS)
+        account = parse_account(s, defaults)
         s.finish()
         if listener_id is not None and not _LISTENER_ID.match(listener_id):
             s.error("listener_id", f"invalid ALB listener id {listener_id!r} (e.g. \"lsn-bp1bpn0kn908w4nbw\")")
         if region is not None and not REGION.match(region):
             s.error("region", f"invalid region {region!r} (e.g. \"cn-shanghai\")")
-        if len(errors) > before or None in (listener_id, domain, region, slot):
+        if len(errors) > before or None in (listener_id, domain, region, slot, account):
             return None
-        return AlbSettings(region=region, listener_id=listener_id, domain=domain, slot=slot)
+        return AlbSettings(region=region, listener_id=listener_id, domain=domain, slot=slot, account=account)
 
     @classmethod
     def expand(cls, settings: AlbSettings) -> list[Target]:
-        name = f"{settings.region}/{settings.listener_id}/{settings.slot}"
+        name = f"{account_prefix(settings.account)}{settings.region}/{settings.listener_id}/{settings.slot}"
         if settings.slot == "sni":
             name += f"/{settings.domain}"
         return [Target(cls.name, name, settings, domain=settings.domain)]
 
     # ------------------------------------------------------------------ API
 
-    def _call(self, action: str, region: str, **params: Any) -> dict[str, Any]:
-        return self.api.call("alb", rpc("alb", action, params), region=region)
+    def _call(self, action: str, s: AlbSettings, **params: Any) -> dict[str, Any]:
+        return self.accounts.api(s.account).call("alb", rpc("alb", action, params), region=s.region)
 
     def _attribute(self, s: AlbSettings) -> dict[str, Any]:
-        return self._call("GetListenerAttribute", s.region, ListenerId=s.listener_id)
+        return self._call("GetListenerAttribute", s, ListenerId=s.listener_id)
 
     def _certificates(self, s: AlbSettings) -> list[_Cert]:
         out: list[_Cert] = []
         token: str | None = None
         while True:
-            body = self._call("ListListenerCertificates", s.region, ListenerId=s.listener_id,
+            body = self._call("ListListenerCertificates", s, ListenerId=s.listener_id,
                               MaxResults=PAGE_SIZE, NextToken=token, CertificateType="Server")
             for item in body.get("Certificates") or []:
                 if isinstance(item, dict) and item.get("CertificateId"):
@@ -182,7 +186,7 @@ class AlbProvider:
         groups: dict[tuple[str, str], list[Target]] = {}
         for t in targets:
             s: AlbSettings = t.settings
-            groups.setdefault((s.region, s.listener_id), []).append(t)
+            groups.setdefault((s.account, s, s.listener_id), []).append(t)
         result: dict[Target, Binding] = {}
         for members in groups.values():
             s0: AlbSettings = members[0].settings
@@ -199,25 +203,25 @@ class AlbProvider:
                     default_id = self._default_of(body)
                 for t in members:
                     result[t] = (self._sni_binding(t.settings, certs) if t.settings.slot == "sni"
-                                 else self._default_binding(default_id, busy))
+                                 else self._default_binding(t.settings, default_id, busy))
             except CredentialError:
                 raise
             except ProviderError as exc:
                 result.update((t, Binding("unknown", detail=str(exc))) for t in members)
         return result
 
-    def _binding(self, cid: str, state: str) -> Binding:
-        fp = self.own.fingerprint(cid)
+    def _binding(self, s: AlbSettings, cid: str, state: str) -> Binding:
+        fp = self.accounts.own(s.account).fingerprint(cid)
         if fp is None:
             return Binding(state, cert_name=cid, detail="a certificate alicertd did not upload")
         bundle = bundle_for(self.ctx, fp)
         return Binding(state, fingerprint=fp, serial=bundle.serial if bundle else None,
                        not_after=bundle.not_after if bundle else None, cert_name=cid)
 
-    def _default_binding(self, default_id: str | None, busy: bool) -> Binding:
+    def _default_binding(self, s: AlbSettings, default_id: str | None, busy: bool) -> Binding:
         if not default_id:
             return Binding("none")
-        return self._binding(default_id, "pending" if busy else "ok")
+        return self._binding(s, default_id, "pending" if busy else "ok")
 
     def _sni_binding(self, s: AlbSettings, certs: Sequence[_Cert]) -> Binding:
         """Ours among the additional certificates for ``s.domain``: a current bundle covering
@@ -227,7 +231,7 @@ class AlbProvider:
         for c in certs:
             if c.is_default or c.status == "Diassociating":
                 continue
-            fp = self.own.fingerprint(c.cert_id)
+            fp = self.accounts.own(s.account).fingerprint(c.cert_id)
             if fp is None:
                 continue
             bundle = bundle_for(self.ctx, fp)
@@ -237,17 +241,17 @@ class AlbProvider:
         if best is None:
             return Binding("none")
         c = best[1]
-        return self._binding(c.cert_id, "ok" if c.status == "Associated" else "pending")
+        return self._binding(s, c.cert_id, "ok" if c.status == "Associated" else "pending")
 
     # ------------------------------------------------------------------ bind
 
-    def _cas_id(self, bundle: CertificateBundle) -> str:
-        cas = self.hub().ensure(bundle)
+    def _cas_id(self, bundle: CertificateBundle, account: str) -> str:
+        cas = self.hub().ensure(bundle, account)
         return listener_cas_id(cas.cert_id, cas.region)
 
     def bind(self, target: Target, bundle: CertificateBundle) -> None:
         s: AlbSettings = target.settings
-        cid = self._cas_id(bundle)
+        cid = self._cas_id(bundle, s.account)
         deadline = self.clock() + self.ctx.config.verify.timeout
         if s.slot == "default":
             self._set_default(target, s, cid, deadline)
@@ -277,7 +281,7 @@ class AlbProvider:
             if self._default_of(body) == cid:
                 return
             try:
-                self._call("UpdateListenerAttribute", s.region, ListenerId=s.listener_id,
+                self._call("UpdateListenerAttribute", s, ListenerId=s.listener_id,
                            **flat("Certificates", "CertificateId", [cid]))
                 return
             except ProviderError as exc:
@@ -293,7 +297,7 @@ class AlbProvider:
             if any(c.cert_id == cid and not c.is_default and c.status != "Diassociating" for c in certs):
                 return
             try:
-                self._call("AssociateAdditionalCertificatesWithListener", s.region,
+                self._call("AssociateAdditionalCertificatesWithListener", s,
                            ListenerId=s.listener_id, **flat("Certificates", "CertificateId", [cid]))
                 return
             except ProviderError as exc:
@@ -315,7 +319,7 @@ class AlbProvider:
         for c in self._certificates(s):
             if c.is_default or c.cert_id == keep or c.status != "Associated":
                 continue
-            fp = self.own.fingerprint(c.cert_id)
+            fp = self.accounts.own(s.account).fingerprint(c.cert_id)
             if fp is not None and fp not in current:
                 ours.append(c.cert_id)
         done = 0
@@ -324,7 +328,7 @@ class AlbProvider:
             while True:
                 self._wait_running(target, s, deadline)
                 try:
-                    self._call("DissociateAdditionalCertificatesFromListener", s.region,
+                    self._call("DissociateAdditionalCertificatesFromListener", s,
                                ListenerId=s.listener_id, **flat("Certificates", "CertificateId", chunk))
                     break
                 except ProviderError as exc:
@@ -338,7 +342,7 @@ class AlbProvider:
 
     def verify(self, target: Target, bundle: CertificateBundle, deadline: float) -> Binding:
         s: AlbSettings = target.settings
-        cid = self._cas_id(bundle)
+        cid = self._cas_id(bundle, s.account)
         started = self.clock()
         last = ["has not answered"]
 

@@ -50,7 +50,16 @@ from providers.base import (
     Target,
     VerificationError,
 )
-from providers.loadbalancers import REGION, Ownership, bundle_for, current_fingerprints, hub_of, rpc
+from providers.loadbalancers import (
+    REGION,
+    Accounts,
+    account_prefix,
+    bundle_for,
+    current_fingerprints,
+    hub_of,
+    parse_account,
+    rpc,
+)
 from providers.settings import Section
 from providers.tls import POLL_INTERVALS, wait_for, wait_for_edge
 
@@ -70,6 +79,7 @@ class ClbSettings:
     listener_port: int
     domain: str
     slot: str
+    account: str = "default"
 
 
 @dataclass(frozen=True)
@@ -96,12 +106,12 @@ class ClbProvider:
         self.ctx = ctx
         self.api = api if api is not None else shared_api(ctx)
         self._hub = hub
-        self.own = Ownership(self.hub)
+        self.accounts = Accounts(ctx, api, self.hub)
         self.clock = time.monotonic
-        self._stores: dict[str, dict[str, _Stored]] = {}
+        self._stores: dict[tuple[str, str], dict[str, _Stored]] = {}  # (account, region) -> store
         self._lock = threading.Lock()
-        # (region, lb, port) -> server certificate ids the listener used when last read this run
-        self._in_use: dict[tuple[str, str, int], set[str]] = {}
+        # (account, region, lb, port) -> server certificate ids the listener used when last read
+        self._in_use: dict[tuple[str, str, str, int], set[str]] = {}
 
     def hub(self) -> Any:
         if self._hub is None:
@@ -120,41 +130,47 @@ class ClbProvider:
         domain = s.domain("domain", required=True)
         region = s.str("region", defaults.region)
         slot = s.str("slot", "default", choices=SLOTS)
+        account = parse_account(s, defaults)
         s.finish()
         if lb is not None and not _LB_ID.match(lb):
             s.error("load_balancer_id", f"invalid CLB instance id {lb!r} (e.g. \"lb-bp1o94dp5i6earr9g6d1l\")")
         if region is not None and not REGION.match(region):
             s.error("region", f"invalid region {region!r} (e.g. \"cn-shanghai\")")
-        if len(errors) > before or None in (lb, port, domain, region, slot):
+        if len(errors) > before or None in (lb, port, domain, region, slot, account):
             return None
-        return ClbSettings(region=region, load_balancer_id=lb, listener_port=port, domain=domain, slot=slot)
+        return ClbSettings(region=region, load_balancer_id=lb, listener_port=port, domain=domain, slot=slot,
+                           account=account)
 
     @classmethod
     def expand(cls, settings: ClbSettings) -> list[Target]:
-        name = f"{settings.region}/{settings.load_balancer_id}:{settings.listener_port}/{settings.slot}"
+        name = (f"{account_prefix(settings.account)}{settings.region}/{settings.load_balancer_id}:"
+                f"{settings.listener_port}/{settings.slot}")
         if settings.slot == "sni":
             name += f"/{settings.domain}"
         return [Target(cls.name, name, settings, domain=settings.domain)]
 
     # ------------------------------------------------------------------ API
 
-    def _call(self, action: str, region: str, **params: Any) -> dict[str, Any]:
-        return self.api.call("slb", rpc("slb", action, {"RegionId": region, **params}), region=region)
+    def _call(self, action: str, where: tuple[str, str], **params: Any) -> dict[str, Any]:
+        """``where`` = (account, region)."""
+        account, region = where
+        return self.accounts.api(account).call("slb", rpc("slb", action, {"RegionId": region, **params}),
+                                               region=region)
 
     def _listener(self, s: ClbSettings) -> dict[str, Any]:
-        body = self._call("DescribeLoadBalancerHTTPSListenerAttribute", s.region,
+        body = self._call("DescribeLoadBalancerHTTPSListenerAttribute", (s.account, s.region),
                           LoadBalancerId=s.load_balancer_id, ListenerPort=s.listener_port)
         used = {str(body.get("ServerCertificateId") or "")}
         used |= {str(e.get("ServerCertificateId") or "") for e in _items(body, "DomainExtensions", "DomainExtension")}
         with self._lock:
-            self._in_use[(s.region, s.load_balancer_id, s.listener_port)] = {u for u in used if u}
+            self._in_use[(s.account, s.region, s.load_balancer_id, s.listener_port)] = {u for u in used if u}
         return body
 
-    def _store(self, region: str, *, refresh: bool = False) -> dict[str, _Stored]:
+    def _store(self, where: tuple[str, str], *, refresh: bool = False) -> dict[str, _Stored]:
         with self._lock:
-            if region in self._stores and not refresh:
-                return self._stores[region]
-        body = self._call("DescribeServerCertificates", region)
+            if where in self._stores and not refresh:
+                return self._stores[where]
+        body = self._call("DescribeServerCertificates", where)
         store = {}
         for item in _items(body, "ServerCertificates", "ServerCertificate"):
             sid = str(item.get("ServerCertificateId") or "")
@@ -165,16 +181,16 @@ class ClbProvider:
                 ali = None
             store[sid] = _Stored(sid, ali)
         with self._lock:
-            self._stores[region] = store
+            self._stores[where] = store
         return store
 
-    def _fingerprint(self, region: str, sid: str | None) -> str | None:
+    def _fingerprint(self, where: tuple[str, str], sid: str | None) -> str | None:
         if not sid:
             return None
-        stored = self._store(region).get(sid)
+        stored = self._store(where).get(sid)
         if stored is None or stored.ali_id is None:
             return None  # a PEM upload or unknown: not ours
-        return self.own.fingerprint(stored.ali_id)
+        return self.accounts.own(where[0]).fingerprint(stored.ali_id)
 
     @staticmethod
     def _extension(body: Mapping[str, Any], domain: str) -> dict[str, Any] | None:
@@ -192,10 +208,10 @@ class ClbProvider:
     # ------------------------------------------------------------------ read
 
     def read_bindings(self, targets: Sequence[Target]) -> dict[Target, Binding]:
-        groups: dict[tuple[str, str, int], list[Target]] = {}
+        groups: dict[tuple[str, str, str, int], list[Target]] = {}
         for t in targets:
             s: ClbSettings = t.settings
-            groups.setdefault((s.region, s.load_balancer_id, s.listener_port), []).append(t)
+            groups.setdefault((s.account, s.region, s.load_balancer_id, s.listener_port), []).append(t)
         result: dict[Target, Binding] = {}
         for members in groups.values():
             try:
@@ -215,7 +231,7 @@ class ClbProvider:
         if not sid:
             return Binding("none")
         state = "ok" if str(body.get("Status") or "running") == "running" else "error"
-        fp = self._fingerprint(s.region, sid)
+        fp = self._fingerprint((s.account, s.region), sid)
         if fp is None:
             return Binding(state, cert_name=sid, detail="a certificate alicertd did not upload")
         bundle = bundle_for(self.ctx, fp)
@@ -224,41 +240,43 @@ class ClbProvider:
 
     # ------------------------------------------------------------------ bind
 
-    def _server_certificate(self, region: str, bundle: CertificateBundle) -> str:
-        """Our CLB store entry in ``region`` for ``bundle``: found by its CAS id, else added once."""
-        cas = self.hub().ensure(bundle)
+    def _server_certificate(self, where: tuple[str, str], bundle: CertificateBundle) -> str:
+        """Our CLB store entry in ``where`` (account, region) for ``bundle``: found by its CAS
+        id, else added once."""
+        region = where[1]
+        cas = self.hub().ensure(bundle, where[0])
         wanted = str(cas.cert_id)
         for refresh in (False, True):
-            for stored in self._store(region, refresh=refresh).values():
+            for stored in self._store(where, refresh=refresh).values():
                 if stored.ali_id == wanted:
                     return stored.server_certificate_id
         name = cas.name if _NAME_OK.match(cas.name or "") else f"alicertd-{bundle.fingerprint[:16]}"
-        body = self._call("UploadServerCertificate", region, ServerCertificateName=name[:80],
+        body = self._call("UploadServerCertificate", where, ServerCertificateName=name[:80],
                           AliCloudCertificateId=wanted, AliCloudCertificateName=cas.name,
                           AliCloudCertificateRegionId=cas.region)
         sid = str(body.get("ServerCertificateId") or "")
         if not sid:
             raise ProviderError(f"clb: UploadServerCertificate in {region} returned no ServerCertificateId")
         with self._lock:
-            self._stores.setdefault(region, {})[sid] = _Stored(sid, wanted)
+            self._stores.setdefault(where, {})[sid] = _Stored(sid, wanted)
         self.ctx.log.info("clb: %s: added CAS certificate %s to the CLB store as %s", region, wanted, sid)
         return sid
 
     def bind(self, target: Target, bundle: CertificateBundle) -> None:
         s: ClbSettings = target.settings
-        sid = self._server_certificate(s.region, bundle)
+        sid = self._server_certificate((s.account, s.region), bundle)
         body = self._listener(s)
         if self._served_id(s, body) == sid:
             return
         if s.slot == "default":
-            self._call("SetLoadBalancerHTTPSListenerAttribute", s.region, LoadBalancerId=s.load_balancer_id,
+            self._call("SetLoadBalancerHTTPSListenerAttribute", (s.account, s.region), LoadBalancerId=s.load_balancer_id,
                        ListenerPort=s.listener_port, ServerCertificateId=sid)
         else:
             ext = self._extension(body, s.domain)
             if ext is None:
                 raise ProviderError(f"clb: {target.name}: the listener has no domain extension for "
                                     f"{s.domain} (create it once; alicertd only changes its certificate)")
-            self._call("SetDomainExtensionAttribute", s.region,
+            self._call("SetDomainExtensionAttribute", (s.account, s.region),
                        DomainExtensionId=str(ext.get("DomainExtensionId")), ServerCertificateId=sid)
         self.ctx.log.info("clb: %s: bound %s (serial %s)", target.name, sid, bundle.serial)
 
@@ -266,7 +284,7 @@ class ClbProvider:
 
     def verify(self, target: Target, bundle: CertificateBundle, deadline: float) -> Binding:
         s: ClbSettings = target.settings
-        sid = self._server_certificate(s.region, bundle)
+        sid = self._server_certificate((s.account, s.region), bundle)
         started = self.clock()
         last = ["has not answered"]
 
@@ -297,24 +315,25 @@ class ClbProvider:
             wait_for_edge("clb", s.domain, bundle, connect_to=verify.connect_to, deadline=deadline,
                           stop=self.ctx.stop, started=started, clock=self.clock,
                           intervals=self.poll_intervals)
-        self._delete_superseded(s.region, keep=sid)
+        self._delete_superseded((s.account, s.region), keep=sid)
         return binding
 
-    def _delete_superseded(self, region: str, keep: str) -> None:
-        """Delete OUR store entries of ``region`` that no current bundle is and no listener read
-        this run uses. Failures are logged: the new certificate is already served."""
+    def _delete_superseded(self, where: tuple[str, str], keep: str) -> None:
+        """Delete OUR store entries of ``where`` (account, region) that no current bundle is and
+        no listener read this run uses. Failures are logged: the new certificate is served."""
+        region = where[1]
         current = current_fingerprints(self.ctx)
         with self._lock:
-            in_use = set().union(*(v for k, v in self._in_use.items() if k[0] == region))
-        for stored in list(self._store(region).values()):
+            in_use = set().union(*(v for k, v in self._in_use.items() if k[:2] == where))
+        for stored in list(self._store(where).values()):
             sid = stored.server_certificate_id
             if sid == keep or sid in in_use or stored.ali_id is None:
                 continue
-            fp = self.own.fingerprint(stored.ali_id)
+            fp = self.accounts.own(where[0]).fingerprint(stored.ali_id)
             if fp is None or fp in current:
                 continue  # not ours, or current for some certificate
             try:
-                self._call("DeleteServerCertificate", region, ServerCertificateId=sid)
+                self._call("DeleteServerCertificate", where, ServerCertificateId=sid)
             except CredentialError:
                 raise
             except ProviderError as exc:
@@ -325,5 +344,5 @@ class ClbProvider:
                 if exc.code != GONE:
                     continue
             with self._lock:
-                self._stores.get(region, {}).pop(sid, None)
+                self._stores.get(where, {}).pop(sid, None)
             self.ctx.log.info("clb: %s: deleted our superseded server certificate %s", region, sid)

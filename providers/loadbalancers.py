@@ -103,3 +103,58 @@ def bundle_for(ctx: ProviderContext, fingerprint: str | None) -> CertificateBund
         if bundle.fingerprint == fingerprint:
             return bundle
     return None
+
+
+def parse_account(s: Any, defaults: Any) -> str | None:
+    """The ``account`` key every deploy block takes (default "default"), checked against the
+    configured account entries."""
+    account = s.str("account", "default")
+    known = tuple(getattr(defaults, "accounts", ("default",)) or ("default",))
+    if account is not None and account not in known:
+        s.error("account", f"unknown account {account!r} (configured: {', '.join(known)})")
+        return None
+    return account
+
+
+def api_for(ctx: ProviderContext, account: str) -> Any:
+    """The run's shared AliyunApi of ``account`` (the default one, or the access layer's
+    per-account client when several accounts are configured)."""
+    from providers.aliyun import client
+
+    if account == "default":
+        return client.shared_api(ctx)
+    factory = getattr(client, "account_api", None)
+    if factory is None:
+        from providers.base import ProviderError
+
+        raise ProviderError(f"account {account!r} is not configured")
+    return factory(ctx, account)
+
+
+def account_prefix(account: str) -> str:
+    """Target names of another account start with ``<account>:`` (unique across accounts)."""
+    return "" if account == "default" else f"{account}:"
+
+
+class Accounts:
+    """Per-account API clients and ownership caches of one provider instance. ``api`` given
+    (tests, bench) serves every account."""
+
+    def __init__(self, ctx: ProviderContext, api: Any, hub_getter):
+        self.ctx = ctx
+        self._api = api
+        self._hub_getter = hub_getter
+        self._apis: dict[str, Any] = {}
+        self._own: dict[str, Ownership] = {}
+
+    def api(self, account: str) -> Any:
+        if self._api is not None:
+            return self._api
+        if account not in self._apis:
+            self._apis[account] = api_for(self.ctx, account)
+        return self._apis[account]
+
+    def own(self, account: str) -> Ownership:
+        if account not in self._own:
+            self._own[account] = Ownership(self._hub_getter, account)
+        return self._own[account]

@@ -41,7 +41,16 @@ from providers.base import (
     Target,
     VerificationError,
 )
-from providers.loadbalancers import REGION, Ownership, bundle_for, hub_of, listener_cas_id, rpc
+from providers.loadbalancers import (
+    REGION,
+    Accounts,
+    account_prefix,
+    bundle_for,
+    hub_of,
+    listener_cas_id,
+    parse_account,
+    rpc,
+)
 from providers.settings import Section
 from providers.tls import POLL_INTERVALS, wait_for, wait_for_edge
 
@@ -57,6 +66,7 @@ class NlbSettings:
     region: str
     listener_id: str
     domain: str
+    account: str = "default"
 
 
 class NlbProvider:
@@ -71,7 +81,7 @@ class NlbProvider:
         self.ctx = ctx
         self.api = api if api is not None else shared_api(ctx)
         self._hub = hub
-        self.own = Ownership(self.hub)
+        self.accounts = Accounts(ctx, api, self.hub)
         self.clock = time.monotonic
 
     def hub(self) -> Any:
@@ -87,26 +97,29 @@ class NlbProvider:
         listener_id = s.str("listener_id", required=True)
         domain = s.domain("domain", required=True)
         region = s.str("region", defaults.region)
+        account = parse_account(s, defaults)
         s.finish()
         if listener_id is not None and not _LISTENER_ID.match(listener_id):
             s.error("listener_id", f"invalid NLB listener id {listener_id!r} (e.g. \"lsn-bp1bpn0kn908w4nbw@443\")")
         if region is not None and not REGION.match(region):
             s.error("region", f"invalid region {region!r} (e.g. \"cn-shanghai\")")
-        if len(errors) > before or None in (listener_id, domain, region):
+        if len(errors) > before or None in (listener_id, domain, region, account):
             return None
-        return NlbSettings(region=region, listener_id=listener_id, domain=domain)
+        return NlbSettings(region=region, listener_id=listener_id, domain=domain, account=account)
 
     @classmethod
     def expand(cls, settings: NlbSettings) -> list[Target]:
-        return [Target(cls.name, f"{settings.region}/{settings.listener_id}", settings, domain=settings.domain)]
+        name = f"{account_prefix(settings.account)}{settings.region}/{settings.listener_id}"
+        return [Target(cls.name, name, settings, domain=settings.domain)]
 
     # ------------------------------------------------------------------ API
 
-    def _call(self, action: str, region: str, **params: Any) -> dict[str, Any]:
-        return self.api.call("nlb", rpc("nlb", action, {"RegionId": region, **params}), region=region)
+    def _call(self, action: str, s: NlbSettings, **params: Any) -> dict[str, Any]:
+        return self.accounts.api(s.account).call("nlb", rpc("nlb", action, {"RegionId": s.region, **params}),
+                                                 region=s.region)
 
     def _attribute(self, s: NlbSettings) -> dict[str, Any]:
-        return self._call("GetListenerAttribute", s.region, ListenerId=s.listener_id)
+        return self._call("GetListenerAttribute", s, ListenerId=s.listener_id)
 
     @staticmethod
     def _certificate(body: Mapping[str, Any]) -> str | None:
@@ -117,10 +130,10 @@ class NlbProvider:
 
     def read_bindings(self, targets: Sequence[Target]) -> dict[Target, Binding]:
         result: dict[Target, Binding] = {}
-        cache: dict[tuple[str, str], dict[str, Any] | ProviderError] = {}
+        cache: dict[tuple[str, str, str], dict[str, Any] | ProviderError] = {}
         for t in targets:
             s: NlbSettings = t.settings
-            key = (s.region, s.listener_id)
+            key = (s.account, s, s.listener_id)
             if key not in cache:
                 try:
                     cache[key] = self._attribute(s)
@@ -137,7 +150,7 @@ class NlbProvider:
                 result[t] = Binding("none")
                 continue
             state = "ok" if str(body.get("ListenerStatus") or "") == "Running" else "pending"
-            fp = self.own.fingerprint(cid)
+            fp = self.accounts.own(s.account).fingerprint(cid)
             if fp is None:
                 result[t] = Binding(state, cert_name=cid, detail="a certificate alicertd did not upload")
                 continue
@@ -148,8 +161,8 @@ class NlbProvider:
 
     # ------------------------------------------------------------------ bind
 
-    def _cas_id(self, bundle: CertificateBundle) -> str:
-        cas = self.hub().ensure(bundle)
+    def _cas_id(self, bundle: CertificateBundle, account: str) -> str:
+        cas = self.hub().ensure(bundle, account)
         return listener_cas_id(cas.cert_id, cas.region)
 
     def _wait_running(self, target: Target, s: NlbSettings, deadline: float) -> dict[str, Any]:
@@ -171,7 +184,7 @@ class NlbProvider:
         status = ["unknown"]
 
         def done() -> bool | None:
-            body = self._call("GetJobStatus", s.region, JobId=job)
+            body = self._call("GetJobStatus", s, JobId=job)
             status[0] = str(body.get("Status") or "unknown")
             return True if status[0] == "Succeeded" else None
 
@@ -182,14 +195,14 @@ class NlbProvider:
 
     def bind(self, target: Target, bundle: CertificateBundle) -> None:
         s: NlbSettings = target.settings
-        cid = self._cas_id(bundle)
+        cid = self._cas_id(bundle, s.account)
         deadline = self.clock() + self.ctx.config.verify.timeout
         while True:
             body = self._wait_running(target, s, deadline)
             if self._certificate(body) == cid:
                 return
             try:
-                answer = self._call("UpdateListenerAttribute", s.region, ListenerId=s.listener_id,
+                answer = self._call("UpdateListenerAttribute", s, ListenerId=s.listener_id,
                                     **{"CertificateIds.1": cid})
             except ProviderError as exc:
                 if exc.code not in BUSY:
@@ -205,7 +218,7 @@ class NlbProvider:
 
     def verify(self, target: Target, bundle: CertificateBundle, deadline: float) -> Binding:
         s: NlbSettings = target.settings
-        cid = self._cas_id(bundle)
+        cid = self._cas_id(bundle, s.account)
         started = self.clock()
         last = ["has not answered"]
 

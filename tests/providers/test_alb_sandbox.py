@@ -210,6 +210,7 @@ def test_unknown_listener_is_named(sb, state_dir):
     ({"listener_id": "lsn bad", "domain": DOMAIN}, "certificate[0].deploy[0].listener_id: invalid"),
     ({"listener_id": LISTENER, "domain": DOMAIN, "port": 443},
      "certificate[0].deploy[0].port: unknown key"),
+    ({"listener_id": LISTENER, "domain": DOMAIN, "account": "nope"}, "certificate[0].deploy[0].account: unknown account 'nope' (configured: default)"),
 ])
 def test_bad_config_is_named(raw, message):
     errors = ConfigErrors()
@@ -254,3 +255,12 @@ def test_another_certificates_current_sni_certificate_is_kept(sb, state_dir):
     bindings = provider_for(AlbProvider, ctx).read_bindings([t_shop, t_api])
     assert bindings[t_shop].serves(shop) and bindings[t_api].serves(api)
     assert api_id in sandbox_alb.view(sb.world, LISTENER, time.time())["additional"]
+
+
+def test_a_configured_account_names_the_targets():
+    errors = ConfigErrors()
+    raw = {"listener_id": LISTENER, "domain": DOMAIN, "account": "media"}
+    settings = AlbProvider.parse_config(raw, "certificate[0].deploy[0]", errors,
+                                     ConfigDefaults("cn-hangzhou", accounts=("default", "media")))
+    assert not errors.messages and settings.account == "media"
+    assert AlbProvider.expand(settings)[0].name.startswith("media:")

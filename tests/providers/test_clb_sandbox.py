@@ -162,8 +162,18 @@ def test_missing_permission_names_the_action(state_dir):
      "certificate[0].deploy[0].slot: invalid value"),
     ({"load_balancer_id": LB, "listener_port": 443, "domain": DOMAIN, "listener_id": "x"},
      "certificate[0].deploy[0].listener_id: unknown key"),
+    ({"load_balancer_id": LB, "listener_port": 443, "domain": DOMAIN, "account": "nope"}, "certificate[0].deploy[0].account: unknown account 'nope' (configured: default)"),
 ])
 def test_bad_config_is_named(raw, message):
     errors = ConfigErrors()
     assert ClbProvider.parse_config(raw, "certificate[0].deploy[0]", errors, ConfigDefaults("cn-hangzhou")) is None
     assert any(m.startswith(message) for m in errors.messages), errors.messages
+
+
+def test_a_configured_account_names_the_targets():
+    errors = ConfigErrors()
+    raw = {"load_balancer_id": LB, "listener_port": 443, "domain": DOMAIN, "account": "media"}
+    settings = ClbProvider.parse_config(raw, "certificate[0].deploy[0]", errors,
+                                     ConfigDefaults("cn-hangzhou", accounts=("default", "media")))
+    assert not errors.messages and settings.account == "media"
+    assert ClbProvider.expand(settings)[0].name.startswith("media:")

@@ -125,8 +125,18 @@ def test_missing_permission_names_the_action(state_dir):
     ({"listener_id": LISTENER}, "certificate[0].deploy[0].domain: missing required key"),
     ({"listener_id": "lsn bad", "domain": DOMAIN}, "certificate[0].deploy[0].listener_id: invalid"),
     ({"listener_id": LISTENER, "domain": DOMAIN, "slot": "sni"}, "certificate[0].deploy[0].slot: unknown key"),
+    ({"listener_id": LISTENER, "domain": DOMAIN, "account": "nope"}, "certificate[0].deploy[0].account: unknown account 'nope' (configured: default)"),
 ])
 def test_bad_config_is_named(raw, message):
     errors = ConfigErrors()
     assert NlbProvider.parse_config(raw, "certificate[0].deploy[0]", errors, ConfigDefaults("cn-hangzhou")) is None
     assert any(m.startswith(message) for m in errors.messages), errors.messages
+
+
+def test_a_configured_account_names_the_targets():
+    errors = ConfigErrors()
+    raw = {"listener_id": LISTENER, "domain": DOMAIN, "account": "media"}
+    settings = NlbProvider.parse_config(raw, "certificate[0].deploy[0]", errors,
+                                     ConfigDefaults("cn-hangzhou", accounts=("default", "media")))
+    assert not errors.messages and settings.account == "media"
+    assert NlbProvider.expand(settings)[0].name.startswith("media:")
