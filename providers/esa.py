@@ -30,7 +30,8 @@ the site (case 3 after an earlier failure, say) is removed with ``DeleteCertific
 no longer needed, and it holds a slot.
 
 Read: ``ListCertificates`` of the site (paged) lists ``CasId``, ``FingerprintSha256`` and
-``SerialNumber`` for every certificate, so one call per site tells exactly what is there.
+``SerialNumber`` for every certificate, so one call per site tells exactly what is there; site
+names are resolved once per run, many at a time from unfiltered ListSites pages (500 a page).
 Verify: readback until the list holds our fingerprint with ``Status`` OK (or Expiring), then a
 TLS handshake for each of the bundle's names that belongs to the site.
 
@@ -71,6 +72,8 @@ REGIONS = ("cn-hangzhou", "ap-southeast-1")
 #: ListCertificates PageSize: the model documents no bound; 100 is our guess at a size the
 #: service accepts (a short page is paged correctly anyway).
 PAGE_SIZE = 100
+#: ListSites PageSize: "1 to 500" (model).
+SITES_PAGE = 500
 #: ListCertificates ``Status`` values that mean "in effect" (model: OK, Expiring).
 _IN_EFFECT = frozenset({"ok", "expiring"})
 
@@ -201,6 +204,31 @@ class EsaProvider:
             self._site_ids[key] = int(sites[0]["SiteId"])
         return self._site_ids[key]
 
+    def resolve_sites(self, settings: Sequence[EsaSettings]) -> None:
+        """Look up many site names at once: when more than one name of an account and region is
+        still unknown, page through ListSites unfiltered (500 a page) instead of one call per
+        name. Names not found stay unresolved (``site_id`` reports them)."""
+        todo: dict[tuple[str, str], set[str]] = {}
+        for s in settings:
+            if s.site_id is None and (s.account, s.region, s.site or "") not in self._site_ids:
+                todo.setdefault((s.account, s.region), set()).add(s.site or "")
+        for (account, region), names in todo.items():
+            if len(names) < 2:
+                continue
+            probe = EsaSettings(site=None, site_id=None, region=region, account=account)
+            page, seen = 1, 0
+            while True:
+                body = self._call(probe, _request(ListSitesRequest, PageNumber=page, PageSize=SITES_PAGE))
+                sites = [x for x in body.get("Sites") or [] if isinstance(x, dict)]
+                for x in sites:
+                    name = str(x.get("SiteName") or "").lower()
+                    if name in names and str(x.get("SiteId") or "").isdigit():
+                        self._site_ids[(account, region, name)] = int(x["SiteId"])
+                seen += len(sites)
+                if not sites or seen >= int(body.get("TotalCount") or 0):
+                    break
+                page += 1
+
     def site_certs(self, s: EsaSettings) -> list[SiteCert]:
         """Every certificate of the site (all pages of ListCertificates)."""
         site_id = self.site_id(s)
@@ -229,6 +257,12 @@ class EsaProvider:
         fingerprint of a current bundle), else the most recently updated one (foreign or
         unknown: the daemon then binds ours)."""
         result: dict[Target, Binding] = {}
+        try:
+            self.resolve_sites([t.settings for t in targets])
+        except CredentialError:
+            raise
+        except ProviderError:
+            pass  # each target then tries its own lookup and reports its own error
         for t in targets:
             try:
                 certs = self.site_certs(t.settings)
