@@ -14,8 +14,8 @@ default is managed, else ``ListListenerCertificates`` (default and additional ce
 their Associating/Associated/Diassociating status, 100 per page).
 
 Bind: every change is asynchronous and a listener that is ``Configuring`` refuses the next one
-(``IncorrectStatus.Listener``), so bind waits for ``Running``, re-reads, and only then changes
-what is still not ours: ``UpdateListenerAttribute`` (default) or
+(``IncorrectStatus.Listener``), so bind waits until the listener has settled (``Running``, or
+``Stopped``), re-reads, and only then changes what is still not ours: ``UpdateListenerAttribute`` (default) or
 ``AssociateAdditionalCertificatesWithListener`` (SNI).
 
 Verify: until the listener reports our certificate settled, then a TLS handshake. For an SNI
@@ -76,6 +76,9 @@ DISSOCIATE_MAX = 20
 #: terraform-provider-alicloud's retry list for the same calls.
 BUSY = frozenset({"IncorrectStatus.Listener", "ResourceInConfiguring.Listener", "Conflict.Lock"})
 
+#: ListenerStatus values of a change in progress (GetListenerAttributeResponseBody ListenerStatus: Provisioning | Running | Configuring | Stopped): wait them out; a settled listener
+#: (Running, or Stopped) takes the change.
+TRANSITIONAL = frozenset({"Provisioning", "Configuring"})
 
 @dataclass(frozen=True)
 class AlbSettings:
@@ -199,7 +202,7 @@ class AlbProvider:
                 else:
                     body = self._attribute(s0)
                     certs = []
-                    busy = str(body.get("ListenerStatus") or "") != "Running"
+                    busy = str(body.get("ListenerStatus") or "") in TRANSITIONAL
                     default_id = self._default_of(body)
                 for t in members:
                     result[t] = (self._sni_binding(t.settings, certs) if t.settings.slot == "sni"
@@ -266,13 +269,13 @@ class AlbProvider:
         def running() -> dict[str, Any] | None:
             body = self._attribute(s)
             seen[0] = str(body.get("ListenerStatus") or "unknown")
-            return body if seen[0] == "Running" else None
+            return body if seen[0] not in TRANSITIONAL else None
 
         body = wait_for(running, deadline=deadline, stop=self.ctx.stop, what=f"alb: {target.name}",
                         clock=self.clock, intervals=self.poll_intervals)
         if body is None:
-            raise ProviderError(f"alb: {target.name}: the listener stayed {seen[0]} (not Running) "
-                                f"until the deadline", retryable=True)
+            raise ProviderError(f"alb: {target.name}: the listener stayed {seen[0]} until the "
+                                f"deadline", retryable=True)
         return body
 
     def _set_default(self, target: Target, s: AlbSettings, cid: str, deadline: float) -> None:
@@ -355,7 +358,7 @@ class AlbProvider:
                     if default != cid:
                         last[0] = f"has default certificate {default or 'none'}, not {cid}"
                         return None
-                    if status != "Running":
+                    if status in TRANSITIONAL:
                         last[0] = f"is still {status}"
                         return None
                 else:

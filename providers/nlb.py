@@ -9,7 +9,8 @@ NLB region, as for ALB.
 
 Read: one ``GetListenerAttribute`` per listener (``ListenerStatus``, ``CertificateIds``).
 
-Bind: wait for ``Running`` (a Configuring listener refuses changes: ``IncorrectStatus.listener``),
+Bind: wait until the listener has settled (``Running`` or ``Stopped``; a Configuring listener
+refuses changes: ``IncorrectStatus.listener``),
 re-read, then ``UpdateListenerAttribute`` with ``CertificateIds.1``; the change is an
 asynchronous job, followed with ``GetJobStatus`` until ``Succeeded`` (the model: Succeeded |
 processing). A refused change is never repeated blindly: the listener is read again first.
@@ -60,6 +61,9 @@ _LISTENER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@-]{2,127}$")
 #: IncorrectStatus.listener, Conflict.Lock, SystemBusy): nothing changed, re-read and decide again.
 BUSY = frozenset({"IncorrectStatus.listener", "IncorrectStatus.Listener", "Conflict.Lock", "SystemBusy"})
 
+#: ListenerStatus values of a change in progress (GetListenerAttributeResponseBody ListenerStatus: Provisioning | Running | Configuring | Stopping | Stopped | Starting | Deleting | …): wait them out; a settled listener
+#: (Running, or Stopped) takes the change.
+TRANSITIONAL = frozenset({"Provisioning", "Configuring", "Stopping", "Starting", "Deleting"})
 
 @dataclass(frozen=True)
 class NlbSettings:
@@ -149,7 +153,7 @@ class NlbProvider:
             if not cid:
                 result[t] = Binding("none")
                 continue
-            state = "ok" if str(body.get("ListenerStatus") or "") == "Running" else "pending"
+            state = "pending" if str(body.get("ListenerStatus") or "") in TRANSITIONAL else "ok"
             fp = self.accounts.own(s.account).fingerprint(cid)
             if fp is None:
                 result[t] = Binding(state, cert_name=cid, detail="a certificate alicertd did not upload")
@@ -171,13 +175,13 @@ class NlbProvider:
         def running() -> dict[str, Any] | None:
             body = self._attribute(s)
             seen[0] = str(body.get("ListenerStatus") or "unknown")
-            return body if seen[0] == "Running" else None
+            return body if seen[0] not in TRANSITIONAL else None
 
         body = wait_for(running, deadline=deadline, stop=self.ctx.stop, what=f"nlb: {target.name}",
                         clock=self.clock, intervals=self.poll_intervals)
         if body is None:
-            raise ProviderError(f"nlb: {target.name}: the listener stayed {seen[0]} (not Running) "
-                                f"until the deadline", retryable=True)
+            raise ProviderError(f"nlb: {target.name}: the listener stayed {seen[0]} until the "
+                                f"deadline", retryable=True)
         return body
 
     def _wait_job(self, target: Target, s: NlbSettings, job: str, deadline: float) -> None:
@@ -236,7 +240,7 @@ class NlbProvider:
             if current != cid:
                 last[0] = f"has certificate {current or 'none'}, not {cid}"
                 return None
-            if status != "Running":
+            if status in TRANSITIONAL:
                 last[0] = f"is still {status}"
                 return None
             return Binding("ok", serial=bundle.serial, fingerprint=bundle.fingerprint,
