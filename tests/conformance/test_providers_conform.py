@@ -13,14 +13,15 @@ import time
 from pathlib import Path
 
 from daemon.config import AliyunConfig, DnsConfig
-from daemon.state import DnsJournal
+from daemon.state import CasRecords, DnsJournal
 from providers import _alidns_api as wire
 from providers.alidns import AlidnsProvider
 from providers.apigateway import ApiGatewayProvider
 from providers.base import ConfigDefaults, ConfigErrors, DnsChallenge, ProviderContext
+from providers.cas import CasHub, _request
 from providers.cdn import CdnProvider, CdnSettings
+from tests.providers import conftest as support
 from tests.providers.certs import make_bundle
-from tests.providers.conftest import SANDBOX_AK, SANDBOX_SECRET, make_config, provider_for, sandbox_ctx
 
 from .conftest import assert_conform
 
@@ -28,8 +29,9 @@ LOG = logging.getLogger("test.conformance")
 
 
 def test_alidns_zone_lookup_record_add_list_delete(sb, tmp_path: Path, exchanges):
-    cfg = make_config(tmp_path, aliyun=AliyunConfig(access_key_id=SANDBOX_AK, access_key_secret=SANDBOX_SECRET,
-                                                    endpoints={"alidns": sb.api_url}))
+    key = AliyunConfig(access_key_id=support.SANDBOX_AK, access_key_secret=support.SANDBOX_SECRET,
+                       endpoints={"alidns": sb.api_url})
+    cfg = support.make_config(tmp_path, aliyun=key)
     cfg = dataclasses.replace(cfg, dns=DnsConfig(nameservers=(f"127.0.0.1:{sb.dns_port}",), ttl=600,
                                                  propagation_timeout=20.0))
     ctx = ProviderContext(config=cfg, journal=DnsJournal(tmp_path / "state"), log=LOG,
@@ -51,7 +53,7 @@ def test_alidns_zone_lookup_record_add_list_delete(sb, tmp_path: Path, exchanges
 
 def test_cdn_list_info_bind(sb, state_dir, exchanges):
     www = make_bundle("www", ["cdn.example.com", "img.example.com"])
-    provider = provider_for(CdnProvider, sandbox_ctx(sb, state_dir, tls=False))
+    provider = support.provider_for(CdnProvider, support.sandbox_ctx(sb, state_dir, tls=False))
     targets = CdnProvider.expand(CdnSettings(("cdn.example.com", "img.example.com")))
     provider.read_bindings(targets)
     for t in targets:
@@ -60,7 +62,7 @@ def test_cdn_list_info_bind(sb, state_dir, exchanges):
         assert provider.verify(t, www, time.monotonic() + 20).serves(www)
     # a new run knows no bundle: the list names certificates it cannot place, so it asks each
     # domain (DescribeDomainCertificateInfo)
-    provider_for(CdnProvider, sandbox_ctx(sb, state_dir, tls=False)).read_bindings(targets)
+    support.provider_for(CdnProvider, support.sandbox_ctx(sb, state_dir, tls=False)).read_bindings(targets)
     assert_conform(exchanges, "Cdn", {"DescribeCdnHttpsDomainList", "DescribeDomainCertificateInfo",
                                       "SetCdnDomainSSLCertificate"})
 
@@ -73,8 +75,27 @@ def test_apigateway_describe_set(sb, state_dir, exchanges):
     assert not errors.messages
     [target] = ApiGatewayProvider.expand(settings)
     bundle = make_bundle("api", ["api.example.com"])
-    provider = provider_for(ApiGatewayProvider, sandbox_ctx(sb, state_dir, tls=False))
+    provider = support.provider_for(ApiGatewayProvider, support.sandbox_ctx(sb, state_dir, tls=False))
     provider.read_bindings([target])
     provider.bind(target, bundle)
     assert provider.verify(target, bundle, time.monotonic() + 20).serves(bundle)
     assert_conform(exchanges, "CloudAPI", {"DescribeApiGroup", "DescribeDomain", "SetDomainCertificate"})
+
+
+def test_cas_upload_list_detail_delete(sb, state_dir, exchanges):
+    def hub(records_dir):
+        ctx = support.sandbox_ctx(sb, state_dir, tls=False)
+        ctx.cas_records = CasRecords(records_dir)
+        api = support.fast_api(ctx)
+        return CasHub(ctx, api_for=lambda account: api), api
+
+    bundle = make_bundle("www", ["cdn.example.com"])
+    first, api = hub(state_dir)
+    cert = first.ensure(bundle)  # listing (nothing of ours yet), then the upload
+    (state_dir / "lost").mkdir()
+    again, _ = hub(state_dir / "lost")  # a state dir without the record: found in the listing
+    assert again.ensure(bundle) == cert
+    assert api.call("cas", _request("GetUserCertificateDetail", CertId=cert.cert_id), region=cert.region)
+    first.delete(cert.cert_id)
+    assert_conform(exchanges, "cas", {"ListUserCertificateOrder", "UploadUserCertificate",
+                                      "GetUserCertificateDetail", "DeleteUserCertificate"})
