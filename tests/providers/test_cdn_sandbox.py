@@ -320,3 +320,37 @@ def test_a_thousand_domains_one_wildcard_certificate_one_upload(state_dir):
         rerun = provider_for(CdnProvider, ctx)
         assert all(b.serves(bundle) for b in rerun.read_bindings(ts).values())
         assert sandbox.call_counts() == {"DescribeCdnHttpsDomainList": 2}
+
+
+def test_our_pem_in_a_cas_certificate_we_did_not_upload_is_drift(sb, state_dir):
+    """Someone uploads our very chain to CAS by hand and binds a domain to that copy: the domain
+    does not count as ours (the copy is not ours to keep or delete), so it is rebound to our
+    upload."""
+    from providers.cas import _request
+    bundle = make_bundle("www", ["cdn.example.com"])
+    ctx = sandbox_ctx(sb, state_dir)
+    ctx.bundles[bundle.name] = bundle
+    provider = provider_for(CdnProvider, ctx)
+    [t] = targets("cdn.example.com")
+    copy = provider.api.call("cas", _request("UploadUserCertificate", Name="copy-by-hand",
+                                             Cert=bundle.fullchain_pem, Key=bundle.key_pem))["CertId"]
+    sb.set_cdn_rollout_seconds(0)
+    provider.api.call("cdn", _request_cdn_by_id("cdn.example.com", copy))
+    binding = provider.read_bindings([t])[t]
+    assert not binding.serves(bundle) and "not uploaded by alicertd" in binding.detail
+    assert planner.plan_target(binding, serial=bundle.serial, fingerprint=bundle.fingerprint,
+                               last_deployed_fingerprint=None).due
+    provider.bind(t, bundle)
+    assert provider.verify(t, bundle, time.monotonic() + 20).serves(bundle)
+    info = sb.cdn_binding("cdn.example.com")["cert"]
+    assert int(info["cert_id"]) == provider.hub.current("www").cert_id != copy
+
+
+def _request_cdn_by_id(domain, cert_id):
+    from aliyunsdkcdn.request.v20180510.SetCdnDomainSSLCertificateRequest import (
+        SetCdnDomainSSLCertificateRequest,
+    )
+    req = SetCdnDomainSSLCertificateRequest()
+    for k, v in dict(DomainName=domain, SSLProtocol="on", CertType="cas", CertId=cert_id).items():
+        req.add_query_param(k, v)
+    return req
