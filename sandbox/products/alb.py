@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ApiError
 from .base import Call, Product, int_param, optional, required
-from .lbcerts import LbCert, best_for_sni, cas_certificate
+from .lbcerts import LbCert, best_for_sni, cas_certificate, fixture_number
 
 #: AssociateAdditionalCertificatesWithListener / Dissociate…: at most 20 per request
 #: (DissociateAdditionalCertificatesFromListenerRequest: "Specify a maximum of 20 certificates").
@@ -259,11 +259,11 @@ def load_fixture(world, items: list, problems: list[str], now: float) -> None:
         if lid in table:
             problems.append(f"{path}.id: duplicate listener {lid}")
             continue
-        table[lid] = AlbListener(listener_id=lid, region=region,
-                                 load_balancer_id=str(item.get("load_balancer_id", "alb-sandbox")),
-                                 port=int(item.get("port", 443)), protocol=protocol,
-                                 configuring_seconds=float(item.get("configuring_seconds", 1.0)),
-                                 max_additional=int(item.get("max_additional", 25)))
+        table[lid] = AlbListener(
+            listener_id=lid, region=region, load_balancer_id=str(item.get("load_balancer_id", "alb-sandbox")),
+            port=fixture_number(item, "port", 443, path, problems, integer=True), protocol=protocol,
+            configuring_seconds=float(fixture_number(item, "configuring_seconds", 1.0, path, problems)),
+            max_additional=fixture_number(item, "max_additional", 25, path, problems, integer=True))
 
 
 def hold_configuring(world, listener_id: str, seconds: float, now: float) -> None:

@@ -55,3 +55,13 @@ def best_for_sni(server_name: str, certs: list[LbCert]) -> LbCert | None:
         if c.info.covers(name):
             return c
     return None
+
+
+def fixture_number(item, key: str, default, path: str, problems: list[str], *, integer: bool = False):
+    """A non-negative number from a fixture table (problems reported by path, never raised)."""
+    value = item.get(key, default)
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok or value < 0:
+        problems.append(f"{path}.{key}: must be a non-negative {'integer' if integer else 'number'}")
+        return default
+    return value

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ApiError
 from .base import Call, Product, required
-from .lbcerts import best_for_sni, cas_certificate
+from .lbcerts import best_for_sni, cas_certificate, fixture_number
 
 _IDS_KEY = re.compile(r"^CertificateIds\.(\d+)$")
 
@@ -150,9 +150,10 @@ def load_fixture(world, items: list, problems: list[str], now: float) -> None:
         if lid in st.listeners:
             problems.append(f"{path}.id: duplicate listener {lid}")
             continue
-        st.listeners[lid] = NlbListener(lid, str(item.get("load_balancer_id", "nlb-sandbox")), region,
-                                        int(item.get("port", 443)), protocol,
-                                        configuring_seconds=float(item.get("configuring_seconds", 1.0)))
+        st.listeners[lid] = NlbListener(
+            lid, str(item.get("load_balancer_id", "nlb-sandbox")), region,
+            fixture_number(item, "port", 443, path, problems, integer=True), protocol,
+            configuring_seconds=float(fixture_number(item, "configuring_seconds", 1.0, path, problems)))
 
 
 def hold_configuring(world, listener_id: str, seconds: float, now: float) -> None:
