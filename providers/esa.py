@@ -166,7 +166,7 @@ class EsaProvider:
         site = s.domain("site", allow_wildcard=False)
         site_id = s.int("site_id", None, minimum=1)
         if site is None and site_id is None and not s.has("site") and not s.has("site_id"):
-            s.error("site", "missing required key (the site's name, or site_id)")
+            s.error("site", "missing required key")
         elif s.has("site") and s.has("site_id"):
             s.error("site_id", "give site or site_id, not both")
         region = s.str("region", "cn-hangzhou", choices=REGIONS)

@@ -126,6 +126,7 @@ class OssProvider:
         self._clients: dict[tuple[str, str], oss.Client] = {}
         self._lock = threading.Lock()
         self._rng = random.Random()
+        self._seen: dict[str, CertificateBundle] = {}  # bundles bound or verified this run
 
     # ------------------------------------------------------------------ config
 
@@ -240,7 +241,9 @@ class OssProvider:
         from providers.cas import cas_hub
 
         hub = cas_hub(self.ctx)
-        for name, bundle in list(self.ctx.bundles.items()):
+        with self._lock:
+            candidates = list(self.ctx.bundles.items()) + list(self._seen.items())
+        for name, bundle in candidates:
             cas = hub.current(name, account)
             if cas is not None and state.cert_id == f"{cas.cert_id}-{cas.region}":
                 return bundle
@@ -289,6 +292,8 @@ class OssProvider:
         domain = target.domain or ""
         cas = cas_hub(self.ctx).ensure(bundle, s.account)
         wanted = f"{cas.cert_id}-{cas.region}"
+        with self._lock:
+            self._seen[bundle.name] = bundle
         for attempt in (1, 2):
             state = self.list_cname(s).get(domain)
             if state is None:

@@ -156,7 +156,7 @@ def test_unknown_site_and_permission_errors(sb, state_dir):
 
 
 @pytest.mark.parametrize("raw, message", [
-    ({}, "d.site: missing required key (the site's name, or site_id)"),
+    ({}, "d.site: missing required key"),
     ({"site": "example.com", "site_id": 5}, "d.site_id: give site or site_id, not both"),
     ({"site": "example.com", "region": "us-east-1"},
      "d.region: invalid value 'us-east-1' (expected one of: cn-hangzhou, ap-southeast-1)"),

@@ -37,6 +37,10 @@ CASES = {
     "apigateway": Case(lambda tmp: {"group_id": "abc123", "domain": "api.example.com", "region": "cn-shanghai"},
                        ("group_id", "domain"), ("api.example.com",), True),
     "local": Case(lambda tmp: {"directory": str(tmp / "tls")}, ("directory",), ("example.com",), False),
+    "dcdn": Case(lambda tmp: {"domains": ["dcdn.example.com"]}, ("domains",), ("dcdn.example.com",), True),
+    "esa": Case(lambda tmp: {"site": "example.net"}, ("site",), ("www.example.net",), True),
+    "oss": Case(lambda tmp: {"bucket": "demo-assets", "domains": ["files.example.com"]}, ("bucket", "domains"),
+                ("files.example.com",), True),
 }
 PATH = "certificate[2].deploy[1]"
 
