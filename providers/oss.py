@@ -47,6 +47,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from daemon.durations import format_duration
+from providers.aliyun import errors
 from providers.aliyun.errors import ClockSkewError
 from providers.base import (
     Binding,
@@ -207,14 +208,15 @@ class OssProvider:
     def _error(self, s: OssSettings, action: str, ram: str, err: Any, code: str | None,
                status: int | None, transient: bool) -> ProviderError:
         where = f"oss: {action} on bucket {s.bucket} ({s.region})"
-        if code == "AccessDenied":
+        handling = errors.classify(code, status).handling if code else None
+        if handling == errors.PERMISSION:
             key = self.api(s.account).credentials.get().access_key_id
-            return CredentialError(f"oss: {action} denied (AccessDenied): the RAM policy of AccessKeyId "
+            return CredentialError(f"oss: {action} denied ({code}): the RAM policy of AccessKeyId "
                                    f"{key} must allow {ram}", code=code)
-        if code == "RequestTimeTooSkewed":
-            return ClockSkewError(f"{where} rejected (RequestTimeTooSkewed): this machine's clock is off "
+        if handling == errors.CLOCK:
+            return ClockSkewError(f"{where} rejected ({code}): this machine's clock is off "
                                   f"by more than 15 minutes; fix the time (NTP) and retry", code=code)
-        if code in _CREDENTIAL_CODES:
+        if code in _CREDENTIAL_CODES or handling in (errors.CREDENTIAL, errors.REFRESH):
             return CredentialError(f"{where} rejected the credentials ({code}, HTTP {status})", code=code)
         if code:
             message = " ".join(str(getattr(err, "message", "") or "").split())[:200]

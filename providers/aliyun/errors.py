@@ -80,7 +80,15 @@ ERROR_TABLE: dict[str, ErrorRule] = {
     "InvalidDomainName.NoExist": _FAIL,
     "IncorrectDomainUser": _FAIL,
     "RecordForbidden.DNSChange": _FAIL,
-    "InvalidDomain.NotFound": _FAIL,  # CDN
+    "InvalidDomain.NotFound": _FAIL,  # CDN, DCDN
+    "Certificate.Duplicated": _FAIL,  # ESA SetCertificate: on the site already -> re-read
+    "CertQuotaCheckFailed": _FAIL,  # ESA: the plan's certificate quota is full (never make room)
+    "InvalidParameter.SiteId": _FAIL,  # ESA: no such site
+    # OSS (REST; providers/oss.py classifies its codes here too)
+    "AccessDenied": _PERMISSION,  # OSS 403: the RAM policy lacks the action
+    "RequestTimeTooSkewed": ErrorRule(ClockSkewError, False, CLOCK),  # OSS 403: > 15 min off
+    "AccessKeyIdAndSecurityTokenNotMatch": _CREDENTIAL,  # OSS 403
+    "NoSuchBucket": _FAIL,  # OSS 404
     "NotFoundApiGroup": _FAIL,  # CloudAPI: its documented NotFound%s (400)
     # ALB/NLB: the listener is busy with another change; the provider waits for Running and
     # re-reads (a refused change changed nothing). ALB spells it .Listener, NLB .listener.
