@@ -1,6 +1,6 @@
 """Steady state for the load balancer targets: 50 ALB, 50 NLB and 50 CLB listeners, nothing due.
 
-    .venv/bin/python bench/steady_state_lb.py [--reps N]
+    .venv/bin/python bench/steady_state_lb.py [--quick] [--reps N]
 
 Setup (reported, not the benchmark): one certificate per listener kind, bound and verified on
 every listener through the providers against the sandbox (ALB: 25 default + 25 SNI targets;
@@ -100,7 +100,10 @@ def kinds():
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="two repetitions")
     args = parser.parse_args()
+    if args.quick:
+        args.reps = 2
     with tempfile.TemporaryDirectory() as tmp, Sandbox(fixture()) as sb:
         ctx = ctx_for(sb, Path(tmp))
         print(f"# steady state, {N} listeners per load balancer kind, nothing due")
