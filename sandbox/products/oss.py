@@ -211,6 +211,9 @@ def handle_rest(sb, method: str, raw_path: str, headers, body: bytes) -> tuple[i
     action = ("PutCname" if method == "POST" and ("comp", "add") in query else
               "ListCname" if method == "GET" else "Unknown") if "cname" in names else "Unknown"
     world = sb.world
+    parsed = v4.parse_authorization(hdrs.get("authorization", ""))
+    if parsed is not None and hasattr(world, "account_for_key"):
+        world = world.account_for_key(parsed.access_key_id)  # the caller's account
     entry = {"time": arrived, "action": action, "version": "", "product": "OSS", "access_key_id": "",
              "method": method, "region": "", "status": None, "code": None, "request_id": request_id,
              "params": {"bucket": bucket_name or "", "query": "&".join(sorted(names))}, "fault": None}
