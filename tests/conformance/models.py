@@ -55,6 +55,7 @@ class Field:
         return documented_values(self.doc)
 
 
+@functools.cache
 def documented_values(doc: str) -> tuple[str, ...]:
     """The enum a field doc lists after "Valid values" (``**a**`` and ``**b**`` inline, or one
     bullet per value: ``- **zh**: Chinese``, ``*   BINDING: ...``, ``*   NORMAL``). A range
