@@ -7,7 +7,8 @@ Config (one listener per block): ``listener_id``, ``domain`` (the name a TLS han
 CAS: uploaded once (``cas_hub(ctx).ensure``), referenced as ``<CertId>-<CAS region>`` from any
 NLB region, as for ALB.
 
-Read: one ``GetListenerAttribute`` per listener (``ListenerStatus``, ``CertificateIds``).
+Read: ``ListListeners`` filtered by up to 20 listener ids per call (``ListenerStatus``,
+``CertificateIds`` of each); ``GetListenerAttribute`` of one listener while binding and verifying.
 
 Bind: wait until the listener has settled (``Running`` or ``Stopped``; a Configuring listener
 refuses changes: ``IncorrectStatus.listener``),
@@ -17,7 +18,7 @@ processing). A refused change is never repeated blindly: the listener is read ag
 
 Verify: until the listener is Running with our certificate, then a TLS handshake.
 
-RAM actions: nlb:GetListenerAttribute, nlb:UpdateListenerAttribute, nlb:GetJobStatus
+RAM actions: nlb:ListListeners, nlb:GetListenerAttribute, nlb:UpdateListenerAttribute, nlb:GetJobStatus
 (and the CAS hub's).
 """
 
@@ -57,6 +58,9 @@ from providers.tls import POLL_INTERVALS, wait_for, wait_for_edge
 
 # NLB listener ids carry the port: "lsn-bp1bpn0kn908w4nbw****@80" (API reference examples).
 _LISTENER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@-]{2,127}$")
+#: ListListeners: "You can specify up to 20 listeners"; MaxResults 1-100 (ListListenersRequest).
+LIST_IDS_MAX = 20
+LIST_PAGE = 100
 #: Refused because another change is running (UpdateListenerAttribute's API reference:
 #: IncorrectStatus.listener, Conflict.Lock, SystemBusy): nothing changed, re-read and decide again.
 BUSY = frozenset({"IncorrectStatus.listener", "IncorrectStatus.Listener", "Conflict.Lock", "SystemBusy"})
@@ -133,35 +137,59 @@ class NlbProvider:
     # ------------------------------------------------------------------ read
 
     def read_bindings(self, targets: Sequence[Target]) -> dict[Target, Binding]:
-        result: dict[Target, Binding] = {}
-        cache: dict[tuple[str, str, str], dict[str, Any] | ProviderError] = {}
+        """``ListListeners`` per (account, region) and 20 listener ids (the API's limit), paged:
+        50 listeners in one region cost 3 calls, not 50."""
+        places: dict[tuple[str, str], list[Target]] = {}
         for t in targets:
             s: NlbSettings = t.settings
-            key = (s.account, s, s.listener_id)
-            if key not in cache:
+            places.setdefault((s.account, s.region), []).append(t)
+        result: dict[Target, Binding] = {}
+        for members in places.values():
+            ids = sorted({t.settings.listener_id for t in members})
+            found: dict[str, dict[str, Any] | ProviderError] = {}
+            for i in range(0, len(ids), LIST_IDS_MAX):
+                chunk = ids[i:i + LIST_IDS_MAX]
                 try:
-                    cache[key] = self._attribute(s)
+                    found.update(self._list(members[0].settings, chunk))
                 except CredentialError:
                     raise
                 except ProviderError as exc:
-                    cache[key] = exc
-            body = cache[key]
-            if isinstance(body, ProviderError):
-                result[t] = Binding("unknown", detail=str(body))
-                continue
-            cid = self._certificate(body)
-            if not cid:
-                result[t] = Binding("none")
-                continue
-            state = "pending" if str(body.get("ListenerStatus") or "") in TRANSITIONAL else "ok"
-            fp = self.accounts.own(s.account).fingerprint(cid)
-            if fp is None:
-                result[t] = Binding(state, cert_name=cid, detail="a certificate alicertd did not upload")
-                continue
-            bundle = bundle_for(self.ctx, fp)
-            result[t] = Binding(state, fingerprint=fp, serial=bundle.serial if bundle else None,
-                                not_after=bundle.not_after if bundle else None, cert_name=cid)
+                    found.update((lid, exc) for lid in chunk)
+            for t in members:
+                body = found.get(t.settings.listener_id)
+                if body is None:
+                    result[t] = Binding("unknown", detail=f"nlb: listener {t.settings.listener_id} not found "
+                                                          f"in {t.settings.region}")
+                elif isinstance(body, ProviderError):
+                    result[t] = Binding("unknown", detail=str(body))
+                else:
+                    result[t] = self._binding(t.settings, body)
         return result
+
+    def _list(self, s: NlbSettings, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        token: str | None = None
+        while True:
+            body = self._call("ListListeners", s, MaxResults=LIST_PAGE, NextToken=token,
+                              **{f"ListenerIds.{n}": lid for n, lid in enumerate(ids, 1)})
+            for item in body.get("Listeners") or []:
+                if isinstance(item, dict) and item.get("ListenerId"):
+                    out[str(item["ListenerId"])] = item
+            token = body.get("NextToken") or None
+            if not token:
+                return out
+
+    def _binding(self, s: NlbSettings, body: Mapping[str, Any]) -> Binding:
+        cid = self._certificate(body)
+        if not cid:
+            return Binding("none")
+        state = "pending" if str(body.get("ListenerStatus") or "") in TRANSITIONAL else "ok"
+        fp = self.accounts.own(s.account).fingerprint(cid)
+        if fp is None:
+            return Binding(state, cert_name=cid, detail="a certificate alicertd did not upload")
+        bundle = bundle_for(self.ctx, fp)
+        return Binding(state, fingerprint=fp, serial=bundle.serial if bundle else None,
+                       not_after=bundle.not_after if bundle else None, cert_name=cid)
 
     # ------------------------------------------------------------------ bind
 

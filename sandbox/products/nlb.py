@@ -11,6 +11,8 @@ UpdateListenerAttribute (error codes):
   ``IncorrectStatus.listener``.
 - Certificates are CAS ids ``<CertId>-<CAS region>``; an unknown one is ``ResourceNotFound.Certificate``.
 - Listeners are regional (``RegionId``); an unknown listener is ``ResourceNotFound.listener`` (404).
+- ``ListListeners`` filters by ``ListenerIds`` (up to 20) and pages with MaxResults (1-100) /
+  NextToken; each entry carries ``ListenerStatus`` and ``CertificateIds``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from ..errors import ApiError
-from .base import Call, Product, required
+from .base import Call, Product, int_param, optional, required
 from .lbcerts import best_for_sni, cas_certificate, fixture_number
 
 _IDS_KEY = re.compile(r"^CertificateIds\.(\d+)$")
@@ -66,15 +68,14 @@ def _listener(call: Call) -> NlbListener:
     return lst
 
 
-def get_listener_attribute(call: Call) -> dict:
-    lst = _listener(call)
+def _attrs(lst: NlbListener, now: float) -> dict:
     return {
         "ListenerId": lst.listener_id,
         "LoadBalancerId": lst.load_balancer_id,
         "RegionId": lst.region,
         "ListenerPort": lst.port,
         "ListenerProtocol": lst.protocol,
-        "ListenerStatus": lst.status(call.now),
+        "ListenerStatus": lst.status(now),
         "ListenerDescription": "",
         "CertificateIds": [lst.certificate] if lst.certificate else [],
         "CaCertificateIds": [],
@@ -85,6 +86,45 @@ def get_listener_attribute(call: Call) -> dict:
         "Cps": 0,
         "Mss": 0,
     }
+
+
+def get_listener_attribute(call: Call) -> dict:
+    return _attrs(_listener(call), call.now)
+
+
+def _numbered(call: Call, prefix: str) -> list[str]:
+    pattern = re.compile(rf"^{re.escape(prefix)}\.(\d+)$")
+    found = []
+    for key, value in call.params.items():
+        m = pattern.match(key)
+        if m:
+            found.append((int(m.group(1)), value))
+    return [v for _, v in sorted(found)]
+
+
+def list_listeners(call: Call) -> dict:
+    """ListListeners: ListenerIds (up to 20), LoadBalancerIds (up to 20), ListenerProtocol,
+    MaxResults 1-100 (default 20), NextToken."""
+    ids = _numbered(call, "ListenerIds")
+    lbs = _numbered(call, "LoadBalancerIds")
+    if len(ids) > 20 or len(lbs) > 20:
+        raise ApiError(400, "IllegalParamSize.ListenerIds", "You can specify up to 20 listeners or instances.")
+    protocol = optional(call, "ListenerProtocol")
+    size = int_param(call, "MaxResults", 20, 1, 100) or 20
+    token = optional(call, "NextToken")
+    rows = [lst for lst in sorted(state(call.world).listeners.values(), key=lambda x: x.listener_id)
+            if lst.region == call.region and (not ids or lst.listener_id in ids)
+            and (not lbs or lst.load_balancer_id in lbs) and (protocol is None or lst.protocol == protocol)]
+    try:
+        start = int(token) if token else 0
+    except ValueError:
+        raise ApiError(400, "IllegalParam.NextToken", "The param of NextToken is illegal.") from None
+    for lst in rows:
+        lst.settle(call.now)
+    page = rows[start:start + size]
+    more = start + size < len(rows)
+    return {"Listeners": [_attrs(lst, call.now) for lst in page], "MaxResults": size,
+            "TotalCount": len(rows), "NextToken": str(start + size) if more else ""}
 
 
 def update_listener_attribute(call: Call) -> dict:
@@ -185,6 +225,7 @@ PRODUCT = Product(
     host_pattern="nlb.{region}.aliyuncs.com",
     actions={
         "GetListenerAttribute": get_listener_attribute,
+        "ListListeners": list_listeners,
         "UpdateListenerAttribute": update_listener_attribute,
         "GetJobStatus": get_job_status,
     },

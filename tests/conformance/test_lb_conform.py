@@ -43,7 +43,7 @@ def test_alb_default_and_sni(state_dir, exchanges):
 def test_nlb_listener_and_job(state_dir, exchanges):
     with Sandbox(nlb_t.fixture(configuring=0.1)) as sb:
         _renew(nlb_t, NlbProvider, sb, state_dir, [nlb_t.target()], "tls", [nlb_t.DOMAIN])
-    assert_conform(exchanges, "Nlb", {"GetListenerAttribute", "UpdateListenerAttribute", "GetJobStatus"})
+    assert_conform(exchanges, "Nlb", {"ListListeners", "GetListenerAttribute", "UpdateListenerAttribute", "GetJobStatus"})
 
 
 def test_clb_store_listener_and_domain_extension(state_dir, exchanges):

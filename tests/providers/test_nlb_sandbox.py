@@ -72,7 +72,7 @@ def test_bind_waits_for_the_job_verify_then_zero_writes(sb, state_dir):
     again = provider_for(NlbProvider, ctx)
     read = again.read_bindings([t])[t]
     assert read.serves(bundle) and read.serial == bundle.serial
-    assert dict(again.api.calls) == {"nlb:GetListenerAttribute": 1}
+    assert dict(again.api.calls) == {"nlb:ListListeners": 1}
     again.bind(t, bundle)
     assert [e["action"] for e in sb.calls() if e["action"] in WRITES] == []
 
@@ -140,3 +140,16 @@ def test_a_configured_account_names_the_targets():
                                      ConfigDefaults("cn-hangzhou", accounts=("default", "media")))
     assert not errors.messages and settings.account == "media"
     assert NlbProvider.expand(settings)[0].name.startswith("media:")
+
+
+def test_reads_are_batched_twenty_listeners_per_call(state_dir):
+    fx = fixture()
+    fx["nlb_listener"] = [{"id": f"lsn-many{i:02d}@443", "region": REGION} for i in range(45)]
+    with Sandbox(fx) as sandbox:
+        provider = provider_for(NlbProvider, ctx_for(sandbox, state_dir, tls=False))
+        ts = [target(f"lsn-many{i:02d}@443", f"m{i:02d}.example.com") for i in range(45)]
+        ts.append(target("lsn-missing@443", "x.example.com"))
+        bindings = provider.read_bindings(ts)
+        assert dict(provider.api.calls) == {"nlb:ListListeners": 3}
+        assert all(bindings[t] == Binding("none") for t in ts[:45])
+        assert bindings[ts[45]].state == "unknown" and "not found" in bindings[ts[45]].detail
