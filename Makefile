@@ -2,12 +2,14 @@
 #              tests need and Pebble (the ACME test CA), then run the whole suite.
 # make demo  — issue and deploy two certificates against Pebble and the local Alibaba Cloud
 #              sandbox (no cloud account needed).
+# make demo-accounts — the two-account setup: an instance role in account A, the CDN of account
+#              B reached by STS AssumeRole (config/sandbox-accounts.toml).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: test demo venv system-deps pebble lint bench clean
+.PHONY: test demo demo-accounts venv system-deps pebble lint bench clean
 
 venv: $(VENV)/.installed
 
@@ -32,6 +34,9 @@ lint: venv
 
 demo: venv pebble
 	$(PY) scripts/demo.py
+
+demo-accounts: venv pebble
+	$(PY) scripts/demo.py --accounts
 
 bench: venv pebble
 	bash bench/run.sh

@@ -60,12 +60,22 @@ def handshake(sni: str) -> tuple[str, str]:
 KEEP_DIR = Path(tempfile.gettempdir()) / "alicertd-demo"
 
 
+#: ``--accounts``: the two-account setup (issue #16): A's instance role, B's CDN by AssumeRole.
+ACCOUNTS_FIXTURE = REPO / "sandbox" / "fixtures" / "accounts.toml"
+ACCOUNTS_CONFIG = REPO / "config" / "sandbox-accounts.toml"
+ACCOUNTS_TARGETS = [("www", "cdn.example.com"), ("www", "img.example.com")]
+
+
 def main(argv: list[str]) -> int:
+    global FIXTURE, CONFIG, TARGETS
     keep = "--keep-running" in argv
+    accounts = "--accounts" in argv
+    if accounts:
+        FIXTURE, CONFIG, TARGETS = ACCOUNTS_FIXTURE, ACCOUNTS_CONFIG, ACCOUNTS_TARGETS
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what we started, then exit
     started = time.monotonic()
     fixture = tomllib.loads(FIXTURE.read_text())
-    key = fixture["access_key"][0]
+    key = (fixture.get("access_key") or [{"id": "", "secret": ""}])[0]
     if keep:  # a fixed place, so that README's walk-through can be pasted as it is
         shutil.rmtree(KEEP_DIR, ignore_errors=True)
         KEEP_DIR.mkdir(mode=0o700)
@@ -73,6 +83,9 @@ def main(argv: list[str]) -> int:
     else:
         work = Path(tempfile.mkdtemp(prefix="alicertd-demo-"))
     sandbox = Sandbox(fixture=FIXTURE, api_port=API_PORT, dns_port=DNS_PORT, edge_port=EDGE_PORT)
+    if accounts:
+        say("accounts: A 1000000000000001 (zone example.com, instance role alicertd-role, hardened "
+            "metadata), B 2000000000000002 (CDN, role alicertd-deploy trusting A's instance role)")
     pebble = Pebble(dns_server=f"127.0.0.1:{DNS_PORT}")
     try:
         try:
@@ -82,11 +95,16 @@ def main(argv: list[str]) -> int:
             return 1
         say(f"sandbox: Alibaba Cloud API at {sandbox.api_url}, DNS at 127.0.0.1:{DNS_PORT}, "
             f"TLS edge at 127.0.0.1:{EDGE_PORT}")
+        if accounts:
+            sandbox.set_metadata_mode("hardened")
         pebble.start()
         shutil.copy(pebble.ca_bundle, work / "pebble-listener.pem")
         say(f"pebble:  ACME directory at {pebble.directory_url} (validating DNS-01 through the sandbox)")
         env = dict(os.environ, ALICERTD_DEMO_DIR=str(work), ALICERTD_DEMO_ACME_URL=pebble.directory_url,
                    ALIBABA_CLOUD_ACCESS_KEY_ID=key["id"], ALIBABA_CLOUD_ACCESS_KEY_SECRET=key["secret"])
+        if accounts:  # no AccessKey at all: the instance role, then AssumeRole
+            env.pop("ALIBABA_CLOUD_ACCESS_KEY_ID")
+            env.pop("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
         env.pop("ALICERTD_CONFIG", None)
         cli = [sys.executable, "-m", "daemon", "--config", str(CONFIG)]
         say()
@@ -130,8 +148,9 @@ def main(argv: list[str]) -> int:
             f"(state dir: {work / 'state'})")
         if keep:
             env_file = work / "demo.env"
-            keys = ("ALICERTD_DEMO_DIR", "ALICERTD_DEMO_ACME_URL", "ALIBABA_CLOUD_ACCESS_KEY_ID",
-                    "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+            keys = tuple(k for k in ("ALICERTD_DEMO_DIR", "ALICERTD_DEMO_ACME_URL",
+                                     "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+                         if k in env)
             lines = [f"export {k}={env[k]}" for k in keys] + [f"export ALICERTD_CONFIG={CONFIG}",
                                                                f"export PATH={Path(sys.executable).parent}:$PATH"]
             env_file.write_text("\n".join(lines) + "\n")
