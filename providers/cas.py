@@ -26,9 +26,12 @@ foreign: never deleted, never renamed (``identify`` returns None for it).
 One hub per run (``cas_hub(ctx)``), shared by every provider through ``ctx.shared``;
 thread-safe (targets are bound from several threads at once).
 
+Deletion (``delete``, used by ``daemon.cas_cleanup``): only our records, and only when
+``ListCloudResources`` names no cloud resource still using the certificate.
+
 RAM actions (RAM code ``yundun-cert``): yundun-cert:UploadUserCertificate,
 yundun-cert:ListUserCertificateOrder, yundun-cert:GetUserCertificateDetail,
-yundun-cert:DeleteUserCertificate.
+yundun-cert:ListCloudResources, yundun-cert:DeleteUserCertificate.
 """
 
 from __future__ import annotations
@@ -208,6 +211,11 @@ class CasHub:
         mine = self.identify(cert_id, account)
         if mine is None:
             raise ProviderError(f"cas: certificate {cert_id} was not uploaded by alicertd: not deleting it")
+        users = self.used_by(mine, account)
+        if users:
+            more = f" and {len(users) - 3} more" if len(users) > 3 else ""
+            raise ProviderError(f"cas: certificate {mine.cert_id} ({mine.name}) is still used by "
+                                f"{', '.join(users[:3])}{more}: not deleting it")
         self._api(account).call("cas", _request("DeleteUserCertificate", CertId=mine.cert_id),
                                 region=mine.region)
         self.records.remove(account, mine.cert_id)
@@ -217,6 +225,21 @@ class CasHub:
                     item["_deleted"] = True
         self.ctx.log.info("cas: deleted superseded certificate %d (%s) from CAS of account %s",
                           mine.cert_id, mine.name, account)
+
+    def used_by(self, cert: CasCertificate, account: str = "default") -> list[str]:
+        """The cloud resources CAS reports using ``cert`` (``ListCloudResources`` by CertIds),
+        as ``"<product> <domain or instance>"``. Whether CAS itself refuses to delete a
+        certificate in use is not documented, so alicertd asks first; how soon CAS learns of a
+        new binding is not documented either, so an empty answer is not taken as a promise (a
+        refused deletion is retried next cycle)."""
+        body = self._api(account).call("cas", _request("ListCloudResources", CertIds=f"[{cert.cert_id}]"),
+                                       region=cert.region)
+        users = []
+        for item in body.get("Data") or []:
+            if isinstance(item, dict) and _as_int(item.get("CertId")) in (None, cert.cert_id):
+                where = item.get("Domain") or item.get("InstanceId") or item.get("Id") or "?"
+                users.append(f"{item.get('CloudProduct') or 'a cloud product'} {where}")
+        return users
 
     def region(self, account: str = "default") -> str:
         """The account's CAS region (``[aliyun] cas_region`` or the account entry's)."""

@@ -12,6 +12,7 @@ What the daemon depends on, emulated from the official ``alibabacloud-cas2020040
   ``Status`` only valid ones (issued, about to expire); ``CPACK`` (the default) and ``BUY`` list
   orders, of which the sandbox has none.
 - ``GetUserCertificateDetail`` returns the PEM (and the key unless ``CertFilter=true``).
+- ``ListCloudResources`` (``CertIds``) lists the CDN domains using a certificate.
 - ``DeleteUserCertificate`` refuses a certificate a CDN domain still uses.
 
 The region is the request's ``RegionId``: each region is its own store. Formats the models
@@ -175,6 +176,36 @@ def get_user_certificate_detail(call: Call) -> dict:
     return body
 
 
+def _cert_ids(call: Call) -> list[int]:
+    """``CertIds``: the SDK sends a JSON array (``[1,2]``); the field doc says comma-separated."""
+    raw = (optional(call, "CertIds") or "").strip().strip("[]")
+    try:
+        return [int(x) for x in raw.split(",") if x.strip()]
+    except ValueError:
+        raise invalid_param("CertIds", "Certificate ids are integers.") from None
+
+
+def list_cloud_resources(call: Call) -> dict:
+    """The cloud resources (here: CDN domains) using the given certificates of this region."""
+    region = _region(call)
+    wanted = set(_cert_ids(call))
+    number = int_param(call, "CurrentPage", 1, 1)
+    size = int_param(call, "ShowSize", 20, 1)
+    rows: list[dict] = []
+    world = call.world
+    for cert in sorted(world.certs_by_id.values(), key=lambda c: c.cert_id):
+        if cert.region != region or (wanted and cert.cert_id not in wanted):
+            continue
+        for domain in world.cas_bound(cert):
+            rows.append({"Id": len(rows) + 1, "CertId": cert.cert_id, "CertName": cert.name,
+                         "CloudName": "aliyun", "CloudProduct": "CDN", "Domain": domain,
+                         "EnableHttps": 1, "RegionId": region, "Status": "online",
+                         "CertStartTime": str(int(cert.info.not_before.replace(tzinfo=dt.UTC).timestamp())),
+                         "CertEndTime": str(int(cert.info.not_after.replace(tzinfo=dt.UTC).timestamp()))})
+    return {"Total": len(rows), "CurrentPage": number, "ShowSize": size,
+            "Data": page_of(rows, number, size)}
+
+
 def delete_user_certificate(call: Call) -> dict:
     cert = _certificate(call)
     world = call.world
@@ -200,6 +231,7 @@ PRODUCT = Product(
         "UploadUserCertificate": upload_user_certificate,
         "ListUserCertificateOrder": list_user_certificate_order,
         "GetUserCertificateDetail": get_user_certificate_detail,
+        "ListCloudResources": list_cloud_resources,
         "DeleteUserCertificate": delete_user_certificate,
     },
 )

@@ -131,8 +131,11 @@ def test_delete_only_ours_and_refused_while_bound(sb, state_dir):
     bundle = make_bundle("www", ["cdn.example.com"])
     ours = hub.ensure(bundle)
     api.call("cdn", _request_cdn(ours.cert_id))
-    with pytest.raises(ProviderError):
-        hub.delete(ours.cert_id)  # CDN still uses it
+    with pytest.raises(ProviderError, match="still used by CDN cdn.example.com"):
+        hub.delete(ours.cert_id)  # CAS lists the CDN domain using it: not even asked to delete
+    assert api.calls["cas:DeleteUserCertificate"] == 0
+    with pytest.raises(ProviderError, match="InvalidParameter"):  # and CAS would refuse anyway
+        api.call("cas", _request("DeleteUserCertificate", CertId=ours.cert_id))
     assert hub.identify(ours.cert_id) is not None and ours.cert_id in sb.world.certs_by_id
 
     sb.replace_cdn_binding("cdn.example.com", None)
@@ -140,7 +143,8 @@ def test_delete_only_ours_and_refused_while_bound(sb, state_dir):
     assert hub.identify(ours.cert_id) is None and ours.cert_id not in sb.world.certs_by_id
     with pytest.raises(ProviderError, match="not uploaded by alicertd"):
         hub.delete(12345)
-    assert api.calls["cas:DeleteUserCertificate"] == 2
+    assert api.calls["cas:DeleteUserCertificate"] == 2  # the refused direct call, then ours
+    assert api.calls["cas:ListCloudResources"] == 2
 
 
 def _request_cdn(cert_id):
