@@ -20,7 +20,8 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # --------------------------------------------------------------------------- builder
 # Builds the project wheel and installs it with its dependencies into a self-contained venv;
-# only that venv reaches the final image (no build tools, no pip cache, no sources).
+# only that venv reaches the final image (no build tools, no pip cache, no sources; pip and
+# setuptools are removed from it: the daemon needs neither).
 FROM ${PYTHON_IMAGE} AS builder
 # Where pip finds packages, for a build host that uses a mirror or a local index instead of
 # the default one: `--build-arg PIP_INDEX_URL=…` (and the others, as in pip's own PIP_*
@@ -44,6 +45,7 @@ COPY sandbox ./sandbox
 RUN python -m venv /opt/alicertd \
  && /opt/alicertd/bin/pip wheel --no-deps --wheel-dir /tmp/wheels . \
  && /opt/alicertd/bin/pip install /tmp/wheels/alicertd-*.whl \
+ && /opt/alicertd/bin/python -m pip uninstall -q -y pip setuptools \
  && /opt/alicertd/bin/alicertd --help >/dev/null
 
 # --------------------------------------------------------------------------- runtime
