@@ -12,9 +12,10 @@ CLB keeps its own certificate store per region. alicertd uploads the certificate
 The store is searched first (one ``DescribeServerCertificates`` per region per run) for an
 entry already referencing our CAS id, so a retry or a crash never adds a second one.
 
-Read: one ``DescribeLoadBalancerHTTPSListenerAttribute`` per listener (its server certificate
-and every domain extension's), plus the region's store listing to map server certificate ids to
-CAS ids; ours or foreign is decided only by ``cas_hub(ctx).identify`` of that CAS id.
+Read: ``DescribeLoadBalancerListeners`` for up to 10 instances per call where only listener
+certificates are managed, ``DescribeLoadBalancerHTTPSListenerAttribute`` per listener with a
+domain extension to read (the listing has none), plus the region's store listing to map server
+certificate ids to CAS ids; ours or foreign is decided only by ``cas_hub(ctx).identify`` of that CAS id.
 
 Bind: ``SetLoadBalancerHTTPSListenerAttribute`` (``ServerCertificateId``) or
 ``SetDomainExtensionAttribute`` (the extension whose ``Domain`` is the block's domain; alicertd
@@ -23,7 +24,7 @@ entries of that region's store (referencing a CAS certificate of ours that no ce
 current bundle is) are deleted when none of the listeners read this run uses them; CLB refuses
 to delete one still in use elsewhere (``CertificateAndPrivateKeyIsRefered``), which is kept.
 
-RAM actions: slb:DescribeServerCertificates, slb:UploadServerCertificate,
+RAM actions: slb:DescribeLoadBalancerListeners, slb:DescribeServerCertificates, slb:UploadServerCertificate,
 slb:DeleteServerCertificate, slb:DescribeLoadBalancerHTTPSListenerAttribute,
 slb:SetLoadBalancerHTTPSListenerAttribute, slb:SetDomainExtensionAttribute.
 """
@@ -70,6 +71,9 @@ SLOTS = ("default", "sni")
 #: retry list); already gone (same source).
 IN_USE = "CertificateAndPrivateKeyIsRefered"
 GONE = "ServerCertificateId.NotFound"
+#: DescribeLoadBalancerListeners: "You can specify up to 10 instance IDs"; MaxResults 1-100.
+LIST_LB_MAX = 10
+LIST_PAGE = 100
 
 
 @dataclass(frozen=True)
@@ -208,14 +212,28 @@ class ClbProvider:
     # ------------------------------------------------------------------ read
 
     def read_bindings(self, targets: Sequence[Target]) -> dict[Target, Binding]:
+        """Listeners with only a default target: ``DescribeLoadBalancerListeners`` for up to 10
+        instances per call (HTTPS listeners, paged); listeners with an SNI target: their own
+        ``DescribeLoadBalancerHTTPSListenerAttribute`` (the listing carries no domain extensions)."""
         groups: dict[tuple[str, str, str, int], list[Target]] = {}
         for t in targets:
             s: ClbSettings = t.settings
             groups.setdefault((s.account, s.region, s.load_balancer_id, s.listener_port), []).append(t)
+        batched = {k for k, v in groups.items() if all(t.settings.slot == "default" for t in v)}
+        listed = self._listed(batched)
         result: dict[Target, Binding] = {}
-        for members in groups.values():
+        for key, members in groups.items():
             try:
-                body = self._listener(members[0].settings)
+                if key in batched:
+                    body = listed.get(key)
+                    if isinstance(body, ProviderError):
+                        raise body
+                    if body is None:
+                        result.update((t, Binding("unknown", detail=f"clb: no HTTPS listener on port {key[3]} "
+                                                                     f"of {key[2]} in {key[1]}")) for t in members)
+                        continue
+                else:
+                    body = self._listener(members[0].settings)
                 for t in members:
                     result[t] = self._binding(t.settings, body)
             except CredentialError:
@@ -223,6 +241,43 @@ class ClbProvider:
             except ProviderError as exc:
                 result.update((t, Binding("unknown", detail=str(exc))) for t in members)
         return result
+
+    def _listed(self, keys: set[tuple[str, str, str, int]]) -> dict[tuple, Any]:
+        """(account, region, lb, port) -> {"ServerCertificateId", "Status"} for the HTTPS
+        listeners of those instances, or the ProviderError that hid them."""
+        places: dict[tuple[str, str], set[str]] = {}
+        for account, region, lb, _port in keys:
+            places.setdefault((account, region), set()).add(lb)
+        out: dict[tuple, Any] = {}
+        for where, lbs in places.items():
+            ordered = sorted(lbs)
+            for i in range(0, len(ordered), LIST_LB_MAX):
+                chunk = ordered[i:i + LIST_LB_MAX]
+                try:
+                    token: str | None = None
+                    while True:
+                        body = self._call("DescribeLoadBalancerListeners", where, ListenerProtocol="https",
+                                          MaxResults=LIST_PAGE, NextToken=token,
+                                          **{f"LoadBalancerId.{n}": lb for n, lb in enumerate(chunk, 1)})
+                        for item in body.get("Listeners") or []:
+                            if not isinstance(item, dict):
+                                continue
+                            config = item.get("HTTPSListenerConfig") or {}
+                            key = (where[0], where[1], str(item.get("LoadBalancerId") or ""),
+                                   int(item.get("ListenerPort") or 0))
+                            sid = str(config.get("ServerCertificateId") or "") if isinstance(config, dict) else ""
+                            out[key] = {"ServerCertificateId": sid, "Status": item.get("Status")}
+                            if key in keys:
+                                with self._lock:
+                                    self._in_use[key] = {sid} if sid else set()
+                        token = body.get("NextToken") or None
+                        if not token:
+                            break
+                except CredentialError:
+                    raise
+                except ProviderError as exc:
+                    out.update((k, exc) for k in keys if k[:2] == where and k[2] in chunk)
+        return out
 
     def _binding(self, s: ClbSettings, body: Mapping[str, Any]) -> Binding:
         if s.slot == "sni" and self._extension(body, s.domain) is None:

@@ -30,6 +30,7 @@ from .base import Call, Product, int_param, optional, required
 from .lbcerts import best_for_sni, cas_certificate
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,79}$")
+_LB_KEY = re.compile(r"^LoadBalancerId\.(\d+)$")
 _IDS = itertools.count(1)
 
 
@@ -213,6 +214,38 @@ def describe_https_listener(call: Call) -> dict:
     }
 
 
+def describe_listeners(call: Call) -> dict:
+    """DescribeLoadBalancerListeners: LoadBalancerId.N (up to 10), ListenerProtocol, ListenerPort,
+    MaxResults 1-100 (default 20), NextToken; HTTPS listeners carry HTTPSListenerConfig."""
+    region = _region(call)
+    numbered = []
+    for key, value in call.params.items():
+        m = _LB_KEY.match(key)
+        if m:
+            numbered.append((int(m.group(1)), value))
+    lbs = [v for _, v in sorted(numbered)]
+    if len(lbs) > 10:
+        raise ApiError(400, "InvalidParameter", "You can specify up to 10 instance IDs.")
+    protocol = optional(call, "ListenerProtocol")
+    port = int_param(call, "ListenerPort", None, 1, 65535)
+    size = int_param(call, "MaxResults", 20, 1, 100) or 20
+    token = optional(call, "NextToken")
+    rows = [lst for key, lst in sorted(state(call.world).listeners.items())
+            if lst.region == region and (not lbs or lst.load_balancer_id in lbs)
+            and protocol in (None, "https") and (port is None or lst.port == port)]
+    try:
+        start = int(token) if token else 0
+    except ValueError:
+        raise ApiError(400, "InvalidParameter", "The specified NextToken is invalid.") from None
+    page = rows[start:start + size]
+    more = start + size < len(rows)
+    return {"Listeners": [{"LoadBalancerId": lst.load_balancer_id, "ListenerPort": lst.port,
+                           "ListenerProtocol": "https", "Status": "running", "BackendServerPort": 80,
+                           "HTTPSListenerConfig": {"ServerCertificateId": lst.server_certificate_id or ""}}
+                          for lst in page],
+            "MaxResults": size, "TotalCount": len(rows), "NextToken": str(start + size) if more else ""}
+
+
 def set_https_listener(call: Call) -> dict:
     lst = _listener(call)
     sid = optional(call, "ServerCertificateId")
@@ -332,6 +365,7 @@ PRODUCT = Product(
         "DescribeServerCertificates": describe_server_certificates,
         "DeleteServerCertificate": delete_server_certificate,
         "DescribeLoadBalancerHTTPSListenerAttribute": describe_https_listener,
+        "DescribeLoadBalancerListeners": describe_listeners,
         "SetLoadBalancerHTTPSListenerAttribute": set_https_listener,
         "DescribeDomainExtensions": describe_domain_extensions,
         "SetDomainExtensionAttribute": set_domain_extension,

@@ -48,8 +48,9 @@ def test_nlb_listener_and_job(state_dir, exchanges):
 
 def test_clb_store_listener_and_domain_extension(state_dir, exchanges):
     with Sandbox(clb_t.fixture()) as sb:
-        _renew(clb_t, ClbProvider, sb, state_dir, [clb_t.target(), clb_t.target("sni", clb_t.SNI)], "lb",
+        _renew(clb_t, ClbProvider, sb, state_dir,
+               [clb_t.target(), clb_t.target("sni", clb_t.SNI), clb_t.target(port=8443)], "lb",
                [clb_t.DOMAIN, clb_t.SNI])
-    assert_conform(exchanges, "Slb", {"DescribeServerCertificates", "UploadServerCertificate",
+    assert_conform(exchanges, "Slb", {"DescribeLoadBalancerListeners", "DescribeServerCertificates", "UploadServerCertificate",
                                       "DeleteServerCertificate", "DescribeLoadBalancerHTTPSListenerAttribute",
                                       "SetLoadBalancerHTTPSListenerAttribute", "SetDomainExtensionAttribute"})

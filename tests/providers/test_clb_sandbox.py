@@ -81,7 +81,7 @@ def test_default_bind_verify_then_zero_writes(sb, state_dir):
     again = provider_for(ClbProvider, ctx)
     read = again.read_bindings([t, t2])
     assert all(b.serves(bundle) and b.serial == bundle.serial for b in read.values())
-    assert dict(again.api.calls) == {"slb:DescribeLoadBalancerHTTPSListenerAttribute": 2,
+    assert dict(again.api.calls) == {"slb:DescribeLoadBalancerListeners": 1,  # both instances at once
                                      "slb:DescribeServerCertificates": 1}
     again.bind(t, bundle)
     assert writes(sb) == []
@@ -131,6 +131,13 @@ def test_drift_is_repaired(sb, state_dir):
     provider.bind(t, bundle)
     assert provider.verify(t, bundle, time.monotonic() + 20).serves(bundle)
     assert foreign in sandbox_slb.view(sb.world, LB, 443)["certificates"]  # foreign: never deleted
+
+
+def test_a_missing_listener_is_named_when_batched(sb, state_dir):
+    provider = provider_for(ClbProvider, ctx_for(sb, state_dir, tls=False))
+    t = target(port=9443)
+    read = provider.read_bindings([t])[t]
+    assert read.state == "unknown" and "no HTTPS listener on port 9443" in read.detail
 
 
 def test_missing_domain_extension_is_named(sb, state_dir):
