@@ -6,6 +6,7 @@ One scenario per product, through every action the provider calls; nothing of ou
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import threading
@@ -23,6 +24,7 @@ from providers.cdn import CdnProvider, CdnSettings
 from tests.providers import conftest as support
 from tests.providers.certs import make_bundle
 
+from .checker import check_exchange
 from .conftest import assert_conform
 
 LOG = logging.getLogger("test.conformance")
@@ -49,6 +51,15 @@ def test_alidns_zone_lookup_record_add_list_delete(sb, tmp_path: Path, exchanges
     provider.cleanup_leftovers()
     assert_conform(exchanges, "Alidns", {"DescribeDomains", "DescribeSubDomainRecords", "AddDomainRecord",
                                          "DeleteDomainRecord", "DescribeDomainNs"})
+
+    # the same real exchanges, one name changed, are refused
+    add = copy.deepcopy(next(e for e in exchanges if e["action"] == "AddDomainRecord"))
+    add["params"]["Ttl"] = add["params"].pop("TTL")
+    assert check_exchange(add) == ["Alidns.AddDomainRecord request: Ttl: not a parameter of AddDomainRecordRequest"]
+    listing = copy.deepcopy(next(e for e in exchanges if e["action"] == "DescribeDomains"))
+    listing["body"]["Domains"]["Domain"][0]["DomainStatus"] = "ENABLE"
+    assert check_exchange(listing) == ["Alidns.DescribeDomains response: Domains.Domain[0].DomainStatus: "
+                                       "not a field of DescribeDomainsResponseBodyDomainsDomain"]
 
 
 def test_cdn_list_info_bind(sb, state_dir, exchanges):
