@@ -41,8 +41,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import alibabacloud_oss_v2 as oss
+import requests
 from alibabacloud_oss_v2 import exceptions as oss_errors
 from alibabacloud_oss_v2.retry import NopRetryer
+from alibabacloud_oss_v2.transport import RequestsHttpClient
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -177,6 +179,13 @@ class OssProvider:
                 cfg.retryer = NopRetryer()  # our own bounded backoff below
                 cfg.connect_timeout = 5
                 cfg.readwrite_timeout = api.config.timeout
+                if ep.loopback:
+                    # loopback goes direct even when HTTP(S)_PROXY is set (as the access layer
+                    # does for RPC): requests would otherwise send it to the proxy
+                    session = requests.Session()
+                    session.trust_env = False
+                    cfg.http_client = RequestsHttpClient(session=session, connect_timeout=5,
+                                                         readwrite_timeout=api.config.timeout)
                 client = self._clients[key] = oss.Client(cfg)
             return client
 
