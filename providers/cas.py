@@ -226,6 +226,19 @@ class CasHub:
         self.ctx.log.info("cas: deleted superseded certificate %d (%s) from CAS of account %s",
                           mine.cert_id, mine.name, account)
 
+    def forget_if_gone(self, cert: CasCertificate, account: str = "default") -> bool:
+        """After a product refused ``cert``'s id: when the CAS listing no longer shows it
+        (deleted by hand), forget our record so that ``ensure`` uploads again, and say so.
+        Decided from the listing, never from the refusal's (undocumented) code."""
+        listed = {_as_int(i.get("CertificateId")) for i in self._listing(account, refresh=True)
+                  if not i.get("_deleted")}
+        if cert.cert_id in listed:
+            return False
+        self.records.remove(account, cert.cert_id)
+        self.ctx.log.warning("cas: certificate %d (%s) is gone from CAS of account %s; uploading "
+                             "it again", cert.cert_id, cert.name, account)
+        return True
+
     def used_by(self, cert: CasCertificate, account: str = "default") -> list[str]:
         """The cloud resources CAS reports using ``cert`` (``ListCloudResources`` by CertIds),
         as ``"<product> <domain or instance>"``. Whether CAS itself refuses to delete a

@@ -300,17 +300,25 @@ class CdnProvider:
         account = self._account(target)
         cas = self.hub.ensure(bundle, account)
         try:
-            self._api_for(account).call("cdn", _request(
-                SetCdnDomainSSLCertificateRequest, DomainName=domain, SSLProtocol="on", CertType="cas",
-                CertId=cas.cert_id, CertRegion=cas.region))
+            self._set_cas(domain, account, cas)
         except CredentialError:
             raise
         except ProviderError as exc:
-            if exc.code != "ServiceBusy" or self._domain_info(domain, account).fingerprint != bundle.fingerprint:
+            if exc.code == "ServiceBusy" and self._domain_info(domain, account).fingerprint == bundle.fingerprint:
+                pass  # an earlier attempt set it and its rollout is still running: done
+            elif not exc.retryable and self.hub.forget_if_gone(cas, account):
+                cas = self.hub.ensure(bundle, account)  # our upload was deleted by hand
+                self._set_cas(domain, account, cas)
+            else:
                 raise
         self.known.add(leaf_of_bundle(bundle))
         self.ctx.log.info("cdn: %s: bound CAS certificate %d (%s, serial %s)", target.name, cas.cert_id,
                           cas.name, bundle.serial)
+
+    def _set_cas(self, domain: str, account: str, cas) -> None:
+        self._api_for(account).call("cdn", _request(
+            SetCdnDomainSSLCertificateRequest, DomainName=domain, SSLProtocol="on", CertType="cas",
+            CertId=cas.cert_id, CertRegion=cas.region))
 
     # ------------------------------------------------------------------ verify
 

@@ -354,3 +354,23 @@ def _request_cdn_by_id(domain, cert_id):
     for k, v in dict(DomainName=domain, SSLProtocol="on", CertType="cas", CertId=cert_id).items():
         req.add_query_param(k, v)
     return req
+
+
+def test_our_upload_deleted_by_hand_is_uploaded_again(sb, state_dir):
+    """The state dir remembers a CAS id that someone deleted in the console: the bind is
+    refused, the listing confirms the certificate is gone, the hub uploads again, the bind
+    succeeds (decided from the listing, not from the refusal's code)."""
+    from providers.cas import _request
+    bundle = make_bundle("www", ["cdn.example.com", "img.example.com"])
+    provider = provider_for(CdnProvider, sandbox_ctx(sb, state_dir))
+    [t1, t2] = targets("cdn.example.com", "img.example.com")
+    provider.bind(t1, bundle)
+    first = provider.hub.ensure(bundle)
+    sb.replace_cdn_binding("cdn.example.com", None)
+    provider.api.call("cas", _request("DeleteUserCertificate", CertId=first.cert_id))
+
+    rerun = provider_for(CdnProvider, sandbox_ctx(sb, state_dir))
+    rerun.bind(t2, bundle)
+    second = rerun.hub.ensure(bundle)
+    assert second.cert_id != first.cert_id and rerun.hub.identify(first.cert_id) is None
+    assert rerun.verify(t2, bundle, time.monotonic() + 20).serves(bundle)
