@@ -65,3 +65,25 @@ def fixture_number(item, key: str, default, path: str, problems: list[str], *, i
         problems.append(f"{path}.{key}: must be a non-negative {'integer' if integer else 'number'}")
         return default
     return value
+
+
+def cas_users(world, cert) -> list[str]:
+    """The load balancer resources that use CAS certificate ``cert`` (a StoredCert), named
+    ``alb:<listener>``, ``nlb:<listener>``, ``slb:<server certificate id>`` (a CLB store entry
+    referencing it): for the CAS product's "in use" answers (ListCloudResources, the refusal of
+    DeleteUserCertificate). Looked up lazily so that this module imports none of the products."""
+    from . import alb, nlb, slb
+
+    cid = f"{cert.cert_id}-{getattr(cert, 'region', 'cn-hangzhou')}"
+    users = []
+    for lst in alb.listeners(world).values():
+        ids = {lst.default_cert, lst.served_default, *lst.additional, *lst.served_additional}
+        if cid in ids:
+            users.append(f"alb:{lst.listener_id}")
+    for lst in nlb.state(world).listeners.values():
+        if cid in (lst.certificate, lst.served):
+            users.append(f"nlb:{lst.listener_id}")
+    for sc in slb.state(world).certs.values():
+        if sc.ali_id == str(cert.cert_id) and (sc.ali_region or "cn-hangzhou") == getattr(cert, "region", "cn-hangzhou"):
+            users.append(f"slb:{sc.server_certificate_id}")
+    return sorted(users)
