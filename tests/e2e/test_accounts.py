@@ -109,3 +109,20 @@ def test_three_accounts_issue_deploy_and_second_run_writes_nothing(accounts_worl
     proc = world.cli(config, "--run-now", env=env)
     assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
     assert write_calls(world, since) == []
+
+
+def test_an_untrusted_role_fails_only_its_accounts_targets(accounts_world, tmp_path):
+    world = accounts_world
+    b_world = world.sandbox.world.accounts[B]
+    with b_world.lock:
+        b_world.roles["alicertd-deploy"].trust = ()  # B no longer trusts A's instance role
+    config = _config(world, tmp_path)
+    proc = world.cli(config, "--run-now", env={"C_SECRET": C_SECRET})
+    assert proc.returncode == 1, f"{proc.stdout}\n{proc.stderr}"
+    out = proc.stdout + proc.stderr
+    assert f"account b: cannot assume role {DEPLOY_ARN}" in out and "NoPermission" in out
+    assert C_SECRET not in out
+    state = tmp_path / "state"
+    assert World.chain_serial(state, "org"), "account C's certificate still issued"
+    assert World.chain_serial(state, "www"), "the certificate is issued; only its B target failed"
+    assert not [c for c in world.sandbox.calls() if c["action"] == "SetCdnDomainSSLCertificate"]
