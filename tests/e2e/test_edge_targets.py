@@ -5,6 +5,7 @@ certificate) is renewed in place with the foreign certificate untouched."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from sandbox.certs import validate_pair
@@ -57,6 +58,13 @@ def test_one_target_of_each_kind(world, tmp_path):
     since = time.time()
     run_ok(world, config)
     assert [e["action"] for e in world.sandbox.calls(since=since) if e["action"] in WRITES] == []
+    dry = world.cli(config, "--run-now", "--dry-run", "--force", "edge")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert [e["action"] for e in world.sandbox.calls(since=since) if e["action"] in WRITES] == []
+    status = world.cli(config, "status", "--json")
+    targets = {t["target"]: t["state"] for c in json.loads(status.stdout)["certificates"]
+               for t in c["targets"]}
+    assert set(targets) == {"dcdn.example.com", "example.net", "cn-hangzhou/demo-assets/files.example.com"}
 
     run_ok(world, config, "--force", "edge")
     second = assert_serves(world, state, "edge", DOMAINS)
