@@ -6,6 +6,9 @@ sandbox files need no per-product code):
 - ``served_for(world, server_name, port, now)``: what the TLS edge presents (see sandbox/edge.py);
 - ``FIXTURE`` = ``{section: loader}``: fixture sections it owns, each loader called as
   ``loader(world, items, problems, now)`` with the section's list of tables (see sandbox/fixture.py).
+- ``cas_users(world, cert_id)``: ``[(CloudProduct, domain or instance)]`` of the product's
+  resources that use CAS certificate ``cert_id`` (CAS's ListCloudResources, and its refusal to
+  delete a certificate in use; see sandbox/products/cas.py).
 
 A REST product (OSS) has no RPC ``PRODUCT``; sandbox/rpc.py routes its requests by their
 signature and Host before RPC dispatch.
@@ -28,7 +31,10 @@ PRODUCTS: dict[str, Product] = {m.PRODUCT.version: m.PRODUCT for m in _MODULES i
 EDGE_HOOKS: tuple[Callable[..., Served | None], ...] = tuple(
     m.served_for for m in _MODULES if hasattr(m, "served_for"))
 
+CAS_USERS: tuple[Callable[..., list[tuple[str, str]]], ...] = tuple(
+    m.cas_users for m in _MODULES if hasattr(m, "cas_users"))
+
 FIXTURE_LOADERS: dict[str, Callable[..., None]] = {
     section: loader for m in _MODULES for section, loader in getattr(m, "FIXTURE", {}).items()}
 
-__all__ = ["EDGE_HOOKS", "FIXTURE_LOADERS", "PRODUCTS", "Call", "Product", "Served"]
+__all__ = ["CAS_USERS", "EDGE_HOOKS", "FIXTURE_LOADERS", "PRODUCTS", "Call", "Product", "Served"]

@@ -12,8 +12,9 @@ What the daemon depends on, emulated from the official ``alibabacloud-cas2020040
   ``Status`` only valid ones (issued, about to expire); ``CPACK`` (the default) and ``BUY`` list
   orders, of which the sandbox has none.
 - ``GetUserCertificateDetail`` returns the PEM (and the key unless ``CertFilter=true``).
-- ``ListCloudResources`` (``CertIds``) lists the CDN domains using a certificate.
-- ``DeleteUserCertificate`` refuses a certificate a CDN domain still uses.
+- ``ListCloudResources`` (``CertIds``) lists the resources using a certificate (each product
+  module's ``cas_users`` hook: CDN domains, and whatever other products report).
+- ``DeleteUserCertificate`` refuses a certificate a resource still uses.
 
 The region is the request's ``RegionId``: each region is its own store. Formats the models
 leave open are our choice (sandbox/README.md): ``SerialNo`` lowercase hex, ``Fingerprint``
@@ -176,6 +177,15 @@ def get_user_certificate_detail(call: Call) -> dict:
     return body
 
 
+def users(world, cert: StoredCert) -> list[tuple[str, str]]:
+    """Every emulated resource using ``cert`` (each product's ``cas_users`` hook)."""
+    from . import CAS_USERS
+    found: list[tuple[str, str]] = []
+    for hook in CAS_USERS:
+        found.extend(hook(world, cert.cert_id))
+    return found
+
+
 def _cert_ids(call: Call) -> list[int]:
     """``CertIds``: the SDK sends a JSON array (``[1,2]``); the field doc says comma-separated."""
     raw = (optional(call, "CertIds") or "").strip().strip("[]")
@@ -196,9 +206,9 @@ def list_cloud_resources(call: Call) -> dict:
     for cert in sorted(world.certs_by_id.values(), key=lambda c: c.cert_id):
         if cert.region != region or (wanted and cert.cert_id not in wanted):
             continue
-        for domain in world.cas_bound(cert):
+        for product, where in users(world, cert):
             rows.append({"Id": len(rows) + 1, "CertId": cert.cert_id, "CertName": cert.name,
-                         "CloudName": "aliyun", "CloudProduct": "CDN", "Domain": domain,
+                         "CloudName": "aliyun", "CloudProduct": product, "Domain": where,
                          "EnableHttps": 1, "RegionId": region, "Status": "online",
                          "CertStartTime": str(int(cert.info.not_before.replace(tzinfo=dt.UTC).timestamp())),
                          "CertEndTime": str(int(cert.info.not_after.replace(tzinfo=dt.UTC).timestamp()))})
@@ -209,7 +219,7 @@ def list_cloud_resources(call: Call) -> dict:
 def delete_user_certificate(call: Call) -> dict:
     cert = _certificate(call)
     world = call.world
-    if world.cas_bound(cert):
+    if users(world, cert):
         # The reference lists only common errors for this action; which code the service
         # uses for a certificate in use is not documented (sandbox/README.md).
         raise invalid_param("CertId", "The certificate is in use by a cloud product and cannot "

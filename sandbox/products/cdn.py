@@ -40,6 +40,12 @@ def api_name(domain: str) -> str:
     return domain[1:] if domain.startswith("*.") else domain
 
 
+def cas_users(world, cert_id: int) -> list[tuple[str, str]]:
+    """The CDN domains whose configuration (or edge, mid-rollout) uses CAS certificate ``cert_id``."""
+    return [("CDN", d.name) for d in sorted(world.cdn.values(), key=lambda x: x.name)
+            if any(c is not None and c.cert_id == cert_id for c in (d.config.cert, d.served.cert))]
+
+
 def _domain(call: Call) -> CdnDomain:
     name = required(call, "DomainName").lower().rstrip(".")
     d = call.world.cdn.get(name)
