@@ -69,7 +69,8 @@ def sandbox_aliyun(sb) -> AliyunConfig:
     return AliyunConfig(access_key_id=SANDBOX_AK, access_key_secret=SANDBOX_SECRET, region="cn-hangzhou",
                         endpoints={"alidns": sb.api_url, "cdn": sb.api_url, "apigateway": sb.api_url,
                                    "cas": sb.api_url, "dcdn": sb.api_url, "esa": sb.api_url,
-                                   "oss": sb.api_url})
+                                   "oss": sb.api_url, "alb": sb.api_url, "nlb": sb.api_url,
+                                   "slb": sb.api_url})
 
 
 def sandbox_ctx(sb, state_dir: Path, *, tls: bool = True, timeout: float = 20.0) -> ProviderContext:

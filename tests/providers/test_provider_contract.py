@@ -41,6 +41,14 @@ CASES = {
     "esa": Case(lambda tmp: {"site": "example.net"}, ("site",), ("www.example.net",), True),
     "oss": Case(lambda tmp: {"bucket": "demo-assets", "domains": ["files.example.com"]}, ("bucket", "domains"),
                 ("files.example.com",), True),
+    # the demo fixture's listeners (sandbox/fixtures/demo.toml)
+    "alb": Case(lambda tmp: {"listener_id": "lsn-demo0alb", "region": "cn-shanghai", "domain": "shop.example.com"},
+                ("listener_id", "domain"), ("shop.example.com",), True),
+    "nlb": Case(lambda tmp: {"listener_id": "lsn-demo0nlb@443", "region": "cn-beijing", "domain": "tls.example.com"},
+                ("listener_id", "domain"), ("tls.example.com",), True),
+    "clb": Case(lambda tmp: {"load_balancer_id": "lb-demo0clb", "listener_port": 443, "region": "cn-hangzhou",
+                             "domain": "legacy.example.com"},
+                ("load_balancer_id", "listener_port", "domain"), ("legacy.example.com",), True),
 }
 PATH = "certificate[2].deploy[1]"
 
