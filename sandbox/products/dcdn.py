@@ -190,3 +190,13 @@ PRODUCT = Product(
         "DescribeDcdnHttpsDomainList": describe_dcdn_https_domain_list,
     },
 )
+
+
+def cas_users(world: World, cert_id: int) -> list[tuple[str, str]]:
+    """CAS hook: the DCDN domains whose configuration (or served state) uses ``cert_id``
+    (CloudProduct ``DCDN``, as CAS ListCloudResources names it)."""
+    out = []
+    for d in world.dcdn.values():
+        if any(c is not None and c.cert_id == cert_id for c in (d.config.cert, d.served.cert)):
+            out.append(("DCDN", d.name))
+    return sorted(out)
