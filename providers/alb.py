@@ -389,7 +389,15 @@ class AlbProvider:
             # Our superseded certificate for the same names would compete with the new one, and
             # which of two matching SNI certificates a listener presents is not documented:
             # remove ours (only ours) once the API reports the new one Associated, then shake hands.
-            self._dissociate_superseded(target, s, keep=cid, deadline=deadline)
+            # A failure here is reported, not fatal: the handshake decides, and the next
+            # replacement removes every superseded one of ours that is left.
+            try:
+                self._dissociate_superseded(target, s, keep=cid, deadline=deadline)
+            except CredentialError:
+                raise
+            except ProviderError as exc:
+                self.ctx.log.warning("alb: %s: could not dissociate our superseded certificates: %s",
+                                     target.name, exc)
         verify = self.ctx.config.verify
         if verify.tls:
             wait_for_edge("alb", s.domain, bundle, connect_to=verify.connect_to, deadline=deadline,
