@@ -128,3 +128,20 @@ def test_shared_api_per_account_and_chained_roles():
     default_api.call = lambda product, request, region=None: sent.append((product, region)) or answer()
     assert media_api.credentials.get().access_key_id == "STS.a"
     assert sent == [("sts", "cn-hangzhou")]
+
+
+def test_default_entry_can_assume_a_role_with_its_own_keys():
+    import pathlib
+
+    from providers.aliyun import client as client_mod
+    from providers.base import ProviderContext
+    from tests.providers.conftest import make_config
+
+    aliyun = AliyunConfig(access_key_id="LTAIdef", access_key_secret="x", ram_role_arn=ARN)
+    ctx = ProviderContext(config=make_config(pathlib.Path("/tmp"), aliyun=aliyun), journal=None,
+                          log=LOG, stop=threading.Event())
+    api = client_mod.shared_api(ctx)
+    assert isinstance(api.credentials, AssumeRoleSource)
+    assert "own credentials of account default" in api.credentials.describe()
+    # the entry's own-key API is built lazily, when the role is first assumed
+    assert "aliyun_api:default#own" not in ctx._resources
