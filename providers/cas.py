@@ -47,12 +47,12 @@ from typing import Any
 from aliyunsdkcore.request import CommonRequest
 
 from providers.base import CertificateBundle, CredentialError, ProviderContext, ProviderError
-from providers.certnames import cert_name, fingerprint_prefix, leaf_of_pem
+from providers.certnames import CAS_NAME_MAX, cert_name, fingerprint_prefix, leaf_of_pem
 
 VERSION = "2020-04-07"
 DEFAULT_REGION = "cn-hangzhou"
 #: UploadUserCertificate ``Name``: "Maximum length: 63 characters" (model).
-NAME_MAX = 63
+NAME_MAX = CAS_NAME_MAX
 #: ListUserCertificateOrder ``ShowSize``: the documented default (no maximum is documented).
 SHOW_SIZE = 50
 #: ClientToken: "up to 64 characters ... cannot contain non-ASCII characters" (model).

@@ -1,11 +1,12 @@
 """The names alicertd gives certificates in Alibaba Cloud, and how a name is read back.
 
-CDN upload mode stores each certificate in the account's certificate store under ``CertName``,
-and a name can hold only one certificate ("The certificate name already exists"). API Gateway
-keeps a ``CertificateName`` per custom domain. Both names are derived from the certificate
-itself, ``alicertd-<certificate name>-<first 12 hex of the SHA-256 fingerprint>``:
+Certificates are uploaded once to the Certificate Management Service (CAS) under a ``Name``,
+which CDN's listing reports as ``CertName`` for the domains bound to it; API Gateway keeps a
+``CertificateName`` per custom domain. Both names are derived from the certificate itself,
+``alicertd-<certificate name>-<first 12 hex of the SHA-256 fingerprint>``:
 
-- a retry after a crash computes the same name, so it reuses the upload instead of colliding;
+- a retry after a crash computes the same name, so the earlier upload is recognised (by name
+  *and* serial and fingerprint: since 2026 CAS names may repeat);
 - the name alone identifies our certificate. DescribeCdnHttpsDomainList and DescribeApiGroup
   report names but no PEM, so reading 1,000 bindings costs pages, not 1,000 detail calls.
 
@@ -32,9 +33,10 @@ from providers.base import CertificateBundle
 PREFIX = "alicertd-"
 FP_LEN = 12
 
-#: CDN CertName: the upload lands in the certificate store (CAS), whose names are unique per
-#: account and at most 64 characters (CAS UploadUserCertificate ``Name``).
-CDN_NAME_MAX = 64
+#: CAS certificate names: "Maximum length: 63 characters" (alibabacloud-cas20200407
+#: UploadUserCertificateRequest ``Name``); CDN lists a CAS binding under that name.
+CAS_NAME_MAX = 63
+CDN_NAME_MAX = CAS_NAME_MAX
 #: API Gateway CertificateName: Alibaba documents no limit (alibabacloud-cloudapi20160714
 #: SetDomainCertificateRequest says only "the name of the SSL certificate"). Our guess, kept
 #: conservative: at most 50 characters of ``a-z0-9-``, starting with a letter.

@@ -35,7 +35,7 @@ PATH = "certificate[0].deploy[1]"
     ("www", CDN_NAME_MAX, "alicertd-www-0123456789ab"),
     ("www", APIGATEWAY_NAME_MAX, "alicertd-www-0123456789ab"),
     ("a" * 63, APIGATEWAY_NAME_MAX, "alicertd-" + "a" * 28 + "-0123456789ab"),
-    ("a" * 63, CDN_NAME_MAX, "alicertd-" + "a" * 42 + "-0123456789ab"),
+    ("a" * 63, CDN_NAME_MAX, "alicertd-" + "a" * 41 + "-0123456789ab"),
     ("ab-" + "c" * 25 + "-d", APIGATEWAY_NAME_MAX, "alicertd-ab-" + "c" * 25 + "-0123456789ab"),
 ])
 def test_cert_name(name, limit, expected):
