@@ -17,8 +17,8 @@ So bind does, in order:
 1. the CAS certificate is on the site already (same ``CasId``): nothing to do (idempotent; a
    retry after a crash lands here);
 2. one of OUR superseded certificates of the same ``[[certificate]]`` is on the site: replace
-   it in place, by its ``Id``: no slot needed, the names switch from old to new certificate
-   without a gap;
+   it in place, by its ``Id``: no slot needed, and nothing is removed first (how ESA switches
+   the names over is not documented; verify's readback and handshake confirm the result);
 3. otherwise add it (needs a free slot). On ``CertQuotaCheckFailed`` the bind fails with a
    message saying so; alicertd never makes room by removing a certificate it did not add.
 
