@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         _check_combinations(args)
     except UsageError as exc:
-        print(f"alicertd: {exc}", file=sys.stderr)
+        _stderr(f"alicertd: {exc}")
         return EXIT_USAGE
 
     from daemon.logs import setup_logging
@@ -103,8 +103,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not known:
             log.debug("unexpected error", exc_info=True)
             text += " (unexpected; rerun with --log-level debug for details)"
-        print(f"alicertd: {text}", file=sys.stderr)
+        _stderr(f"alicertd: {text}")
         return EXIT_USAGE if getattr(exc, "exit_code", None) == EXIT_USAGE else EXIT_FAILED
+
+
+def _stderr(text: str, priority: int = 3) -> None:
+    """One line on stderr, carrying its syslog priority when stderr is the journal (as log
+    lines do, see daemon.logs): without it journald files a fatal error as info."""
+    from daemon.logs import journal_stream_matches
+    prefix = f"<{priority}>" if journal_stream_matches(sys.stderr) else ""
+    print(prefix + text, file=sys.stderr)
 
 
 def _check_combinations(args: argparse.Namespace) -> None:
@@ -121,7 +129,7 @@ def _load(args: argparse.Namespace):
         return load_config(path)
     except ConfigError as exc:
         for line in exc.lines():
-            print(f"alicertd: {line}", file=sys.stderr)
+            _stderr(f"alicertd: {line}")
         raise _ConfigInvalid() from None
 
 
@@ -138,7 +146,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check-config":
         from daemon.renewal_rules import renewal_warnings
         for line in renewal_warnings(config):
-            print(f"{config.path}: warning: {line}", file=sys.stderr)
+            _stderr(f"{config.path}: warning: {line}", priority=4)
         names = ", ".join(c.name for c in config.certificates)
         print(f"{config.path}: OK ({len(config.certificates)} certificate(s): {names})")
         return EXIT_OK
@@ -147,7 +155,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_status(config, as_json=args.json)
     if args.command == "revoke":
         if config.certificate(args.name) is None:
-            print(f"alicertd: revoke: no certificate named {args.name!r} in {config.path}", file=sys.stderr)
+            _stderr(f"alicertd: revoke: no certificate named {args.name!r} in {config.path}")
             return EXIT_USAGE
         from daemon.account_ops import run_revoke
         return run_revoke(config, args.name, REVOKE_REASONS[args.reason])
@@ -161,7 +169,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     unknown = [n for n in args.force if config.certificate(n) is None]
     if unknown:
-        print(f"alicertd: --force: no certificate named {unknown[0]!r} in {config.path}", file=sys.stderr)
+        _stderr(f"alicertd: --force: no certificate named {unknown[0]!r} in {config.path}")
         return EXIT_USAGE
     if args.run_now:
         from daemon.oneshot import run_once

@@ -39,6 +39,7 @@ MACHINE = f"alicertd-runmodes-{os.getpid()}"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 WWW = World.cert("www", ["example.com", "cdn.example.com"], cdn=["cdn.example.com"])
 IMG = World.cert("img", ["img.example.com"], cdn=["img.example.com"])
+APP = World.cert("app", ["app.dev.example.com"])
 DYNAMIC_UIDS = range(61184, 65520)  # systemd's DynamicUser= range
 
 
@@ -249,17 +250,43 @@ def test_watchdog_is_fed(installed):
         m.sh("rm -r /etc/systemd/system/alicertd.service.d && systemctl daemon-reload")
 
 
-def test_stop_is_clean(installed):
+def test_stop_in_flight_is_clean(installed, world):
+    """``systemctl stop`` while an issuance waits for its TXT record to propagate: exit 0 well
+    within TimeoutStopSec, the challenge record removed, nothing half-written."""
     m = installed
-    started = time.monotonic()
-    m.sh("systemctl stop alicertd", timeout=60)
-    took = time.monotonic() - started
+    world.sandbox.set_dns_delay(60)
+    try:
+        write_config(world, m.root, [WWW, IMG, APP])
+        m.sh("systemctl reload alicertd")
+        wait_until(world.txt_records, 120, "the challenge TXT record of the new certificate")
+        started = time.monotonic()
+        m.sh("systemctl stop alicertd", timeout=60)
+        took = time.monotonic() - started
+    finally:
+        world.sandbox.set_dns_delay(0)
     props = m.show("alicertd", "ActiveState", "Result", "ExecMainStatus")
     assert props == {"ActiveState": "inactive", "Result": "success", "ExecMainStatus": "0"}, props
     assert took < 15, took
+    assert world.txt_records() == [], "the challenge record was left behind"
     assert any(s == "stopped" for s in m.messages("alicertd"))
     state = m.root / "var" / "lib" / "private" / "alicertd"
     assert not [p for p in files_under(state) if p.name.startswith(".tmp-")]
+
+
+def test_broken_config_at_start_fails_once_with_an_error_priority(installed, world):
+    m = installed
+    write_config(world, m.root, [WWW], broken=True)
+    try:
+        assert m.sh("systemctl start alicertd", check=False).returncode != 0
+        props = m.show("alicertd", "ActiveState", "Result", "ExecMainStatus", "NRestarts")
+        assert props == {"ActiveState": "failed", "Result": "exit-code", "ExecMainStatus": "2",
+                         "NRestarts": "0"}, props  # RestartPreventExitStatus=2
+        errors = [e for e in m.journal("alicertd") if "acme.profile" in str(e.get("MESSAGE"))]
+        assert errors and errors[-1]["PRIORITY"] == "3", errors[-1:]
+        assert "Traceback" not in "\n".join(m.messages("alicertd"))
+    finally:
+        write_config(world, m.root, [WWW, IMG, APP])
+        m.sh("systemctl reset-failed alicertd", check=False)
 
 
 # --------------------------------------------------------------------------- the timer pair
@@ -277,3 +304,4 @@ def test_run_now_timer_pair_runs_once_and_exits_0(installed, world):
     props = m.show("alicertd-run-now.service", "Result", "ExecMainStatus", "ExecMainCode", "NRestarts")
     assert props["Result"] == "success" and props["ExecMainStatus"] == "0", props
     assert any("cycle" in s.lower() for s in m.messages("alicertd-run-now"))
+    assert World.chain_serial(m.root / "var/lib/private/alicertd", "app") is not None
