@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from daemon.cycle import Cycle
 from tests.renewal.helpers import ScriptedIssuer, config, store_with_certificate
 
@@ -61,3 +63,34 @@ def test_a_dry_run_that_cannot_read_the_ca_cannot_make_its_plan(tmp_path):
     assert ca.asked == 1
     assert not result.plan_ok
     assert "unreachable" in (result.certificates[0].ca_error or "")
+
+
+def test_renewal_info_is_not_asked_again_before_its_retry_after(tmp_path):
+    cfg = config(tmp_path)
+    store, _ = store_with_certificate(cfg, days=90)
+    now = datetime.now(UTC)
+    ca = ScriptedIssuer((now + timedelta(days=50), now + timedelta(days=52), now + timedelta(hours=6), None))
+    for _ in range(3):
+        with store.lock(5):
+            Cycle(cfg, store, issuer_factory=ca.factory).run()
+    assert ca.asked == 1
+
+
+@pytest.mark.parametrize(("retry_after", "low", "high"), [
+    (0, 60, 61), (None, 6 * 3600, 6 * 3600 + 1), (30 * 86400, 86400, 86401)])
+def test_the_retry_after_of_renewal_info_is_clamped(tmp_path, retry_after, low, high):
+    from daemon.acme.client import RenewalInfo
+    from daemon.issuer import Issuer
+    from daemon.state import StateStore
+
+    class Client:
+        def renewal_info(self, pem):
+            now = datetime.now(UTC)
+            return RenewalInfo(start=now, end=now + timedelta(days=1), retry_after=retry_after)
+
+    cfg = config(tmp_path)
+    issuer = Issuer(cfg, StateStore(cfg.state_dir))
+    issuer._local.client = Client()  # noqa: SLF001 - this thread's ACME client
+    before = datetime.now(UTC)
+    _, _, retry, _ = issuer.renewal_info("pem")
+    assert before + timedelta(seconds=low) <= retry <= datetime.now(UTC) + timedelta(seconds=high)
