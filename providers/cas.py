@@ -39,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -382,10 +382,3 @@ def _as_int(value: Any) -> int | None:
     except ValueError:
         return None
 
-
-def superseded(records: Iterable[dict[str, Any]], certificate: str, current_fingerprint: str,
-               account: str) -> list[dict[str, Any]]:
-    """Our records of ``certificate`` in ``account`` that hold another certificate than the
-    current one (candidates for deletion once the current one is verified everywhere)."""
-    return [e for e in records if e.get("certificate") == certificate and e.get("account") == account
-            and e.get("fingerprint") != current_fingerprint]
