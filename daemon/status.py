@@ -30,6 +30,7 @@ def collect_status(config: Config, now: datetime | None = None) -> dict[str, Any
             runtime = store.read_runtime(cert.name) if store.exists() else {}
             records = store.read_deploy(cert.name) if store.exists() else {}
         except StateError as exc:
+            entry["cas"] = []
             entry["last_error"] = str(exc)
             certs.append(entry)
             continue
@@ -54,6 +55,7 @@ def collect_status(config: Config, now: datetime | None = None) -> dict[str, Any
                     "provider": target.provider, "target": target.name, "serial": rec.get("serial"),
                     "state": rec.get("state"), "verified_at": rec.get("verified_at"),
                     "deployed_at": rec.get("deployed_at"), "last_error": rec.get("last_error")})
+        entry["cas"] = _cas_ids(store, cert.name, stored)
         certs.append(entry)
     return {"certificates": certs, "state_dir": str(config.state_dir), "generated_at": rfc3339(now)}
 
@@ -79,7 +81,27 @@ def run_status(config: Config, *, as_json: bool) -> int:
         print()
         sys.stdout.write(render_table(["certificate", "provider", "target", "serving serial", "state",
                             "verified at", "last error"], trows))
+    crows = [[c["name"], x["account"], str(x["cert_id"]), x["region"]]
+             for c in doc["certificates"] for x in c.get("cas", [])]
+    if crows:
+        print()
+        sys.stdout.write(render_table(["certificate", "account", "CAS id", "CAS region"], crows))
     return 0
+
+
+def _cas_ids(store: StateStore, name: str, stored) -> list[dict[str, Any]]:
+    """The CAS certificates holding NAME's current chain, per account (``cas`` in --json)."""
+    if stored is None or not store.exists():
+        return []
+    from daemon.keys import certificate_info
+    fingerprint = certificate_info(stored.fullchain_pem).fingerprint
+    try:
+        records = store.cas.entries()
+    except StateError:
+        return []
+    return [{"account": r.get("account"), "cert_id": r.get("cert_id"), "region": r.get("region")}
+            for r in sorted(records, key=lambda r: (str(r.get("account")), str(r.get("region"))))
+            if r.get("certificate") == name and r.get("fingerprint") == fingerprint]
 
 
 def _renewal_cell(c: dict[str, Any]) -> str:

@@ -161,7 +161,7 @@ class World:
                      "email": "ops@example.com", "profile": "default"},
             "aliyun": {"access_key_id": self.access_key_id, "access_key_secret": "${" + SECRET_ENV + "}",
                        "region": "cn-hangzhou",
-                       "endpoints": {"alidns": api, "cdn": api, "apigateway": api}},
+                       "endpoints": {"alidns": api, "cdn": api, "apigateway": api, "cas": api}},
             "dns": {"nameservers": [f"127.0.0.1:{self.sandbox.dns_port}"],
                     "propagation_timeout": propagation_timeout, "ttl": 600},
             "verify": {"tls": True, "connect_to": f"127.0.0.1:{self.sandbox.edge_port}",
