@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common as C  # noqa: E402
 
 OUT = C.ROOT / "bench" / "RESULTS.md"
-SECTIONS = ["1-peers", "2-latency", "3-propagation", "4-steady-state", "5-footprint"]
+SECTIONS = ["1-peers", "2-latency", "3-propagation", "4-steady-state", "5-footprint", "6-edge-targets"]
 SCRIPTS = {"1-peers": "peers", "2-latency": "latency", "3-propagation": "propagation",
-           "4-steady-state": "steady_state", "5-footprint": "footprint"}
+           "4-steady-state": "steady_state", "5-footprint": "footprint", "6-edge-targets": "edge_targets"}
 
 
 def cpu_model() -> str:

@@ -29,7 +29,7 @@ mkdir -p bench/work/logs
 cut -d' ' -f1-3 /proc/loadavg > bench/work/logs/loadavg.start 2>/dev/null || true
 start=$(date +%s)
 failed=()
-for bench in peers latency propagation steady_state footprint acme_throughput; do
+for bench in peers latency propagation steady_state footprint edge_targets acme_throughput; do
   args=("${quick[@]}")
   [ "$bench" = acme_throughput ] && args=()  # the ACME client alone: a few seconds, no --quick
   echo "=== bench/$bench.py ${args[*]:-}" >&2
