@@ -287,10 +287,15 @@ class OssProvider:
             return Binding("none", detail="no certificate")
         bundle = self._ours(state, s.account)
         ok = (state.status or "Enabled").lower() == "enabled"
+        # The listed Fingerprint is SHA-1 (per the reference's example), not the SHA-256 a
+        # Binding carries: for a certificate that is not ours, say nothing about it.
+        detail = None if ok else f"Status {state.status}"
+        if bundle is None and ok:
+            detail = f"certificate {state.cert_id}, not a current one of ours"
         return Binding("ok" if ok else "error", serial=bundle.serial if bundle else None,
-                       fingerprint=bundle.fingerprint if bundle else state.fingerprint,
+                       fingerprint=bundle.fingerprint if bundle else None,
                        not_after=bundle.not_after if bundle else None, cert_name=state.cert_id,
-                       detail=None if ok else f"Status {state.status}")
+                       detail=detail)
 
     # ------------------------------------------------------------------ bind
 
