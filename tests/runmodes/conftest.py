@@ -182,10 +182,16 @@ class LocalPipServer:
 
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory) -> Path:
-    """The project wheel, built the way README says (``pip wheel --no-deps .``)."""
+    """The project wheel, built the way README says (``pip wheel --no-deps .``), from a copy of
+    what the wheel is made of: setuptools' in-tree build/ directory would otherwise carry
+    modules deleted since an earlier build into it."""
+    src = tmp_path_factory.mktemp("wheel-src")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO_ROOT / name, src / name)
+    for name in ("daemon", "providers", "sandbox"):
+        shutil.copytree(REPO_ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     out = tmp_path_factory.mktemp("wheel")
-    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(REPO_ROOT)],
-        timeout=300)
+    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(src)], timeout=300)
     (found,) = out.glob("alicertd-*.whl")
     return found
 
