@@ -155,6 +155,7 @@ class EsaProvider:
         self.known = KnownCertificates(ctx.bundles)
         self.clock = time.monotonic
         self._site_ids: dict[tuple[str, str, str], int] = {}
+        self._site_names: dict[int, str] = {}  # site id -> name, as ListCertificates reports it
 
     # ------------------------------------------------------------------ config
 
@@ -238,6 +239,8 @@ class EsaProvider:
             body = self._call(s, _request(ListCertificatesRequest, SiteId=site_id, PageNumber=page,
                                           PageSize=PAGE_SIZE))
             rows = [r for r in body.get("Result") or [] if isinstance(r, dict)]
+            if body.get("SiteName"):
+                self._site_names[site_id] = str(body["SiteName"]).lower()
             for r in rows:
                 cas_id = r.get("CasId")
                 out.append(SiteCert(
@@ -379,11 +382,13 @@ class EsaProvider:
         return binding
 
     def _hosts(self, s: EsaSettings, bundle: CertificateBundle) -> list[str]:
-        """The bundle's names served by the site (all of them when the site is given by id)."""
-        if s.site is None:
-            return list(bundle.domains)
+        """The bundle's names served by the site: those equal to or under the site's name (given,
+        or as ListCertificates reported it for a site given by id; none when it is unknown)."""
+        site = s.site or (self._site_names.get(s.site_id) if s.site_id is not None else None)
+        if not site:
+            return []
         return [d for d in bundle.domains
-                if d.removeprefix("*.") == s.site or d.removeprefix("*.").endswith("." + s.site)]
+                if d.removeprefix("*.") == site or d.removeprefix("*.").endswith("." + site)]
 
     def _remove_superseded(self, s: EsaSettings, bundle: CertificateBundle) -> None:
         """Delete our superseded certificates of this [[certificate]] still on the site, now that

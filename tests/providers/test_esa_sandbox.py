@@ -130,7 +130,7 @@ def test_leftover_superseded_ones_are_removed_after_verify(sb, state_dir):
 
 
 def test_drift_repaired_and_site_by_id(sb, state_dir):
-    bundle = make_bundle("www", ["www.example.com"])
+    bundle = make_bundle("www", ["www.example.com", "elsewhere.example.org"])  # one name elsewhere
     ctx = ctx_for(sb, state_dir)
     ctx.bundles["www"] = bundle
     provider = provider_for(EsaProvider, ctx)
@@ -144,6 +144,8 @@ def test_drift_repaired_and_site_by_id(sb, state_dir):
     provider.bind(t, bundle)
     assert provider.verify(t, bundle, time.monotonic() + 20).serves(bundle)
     assert sb.calls(action="ListSites") == []  # an id needs no lookup
+    assert eventually(lambda: "www.example.com" in {e.get("sni") for e in sb.edge_log()})
+    assert "elsewhere.example.org" not in {e.get("sni") for e in sb.edge_log()}  # only the site's names
 
 
 def test_unknown_site_and_permission_errors(sb, state_dir):
