@@ -51,7 +51,7 @@ RUN python -m venv /opt/alicertd \
 # --------------------------------------------------------------------------- runtime
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="alicertd" \
-      org.opencontainers.image.description="ACME certificates for Alibaba Cloud: Alidns DNS-01, deployed to CDN and API Gateway" \
+      org.opencontainers.image.description="ACME certificates for Alibaba Cloud: Alidns DNS-01, deployed to the services that serve them" \
       org.opencontainers.image.licenses="Apache-2.0"
 RUN groupadd --system --gid 10001 alicertd \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \
