@@ -36,7 +36,7 @@ from tests.support.world import DEMO_FIXTURE, REPO_ROOT, SECRET_ENV, World
 
 pytestmark = [pytest.mark.runmodes, pytest.mark.pebble, pytest.mark.timeout(MODULE_TIMEOUT)]
 
-TAG = "localhost/alicertd-runmodes:test"  # kept: the next run reuses its layers
+TAG = "localhost/alicertd-runmodes:test"  # one tag: each build replaces (and removes) the last
 NAME = f"alicertd-runmodes-{os.getpid()}"
 VOLUME = f"alicertd-state-{os.getpid()}"
 STATE = "/var/lib/alicertd"
@@ -109,9 +109,11 @@ def image(podman, tmp_path_factory):
     pip_args, pip_volumes = pip.build_args()
     old = podman("image", "inspect", "--format", "{{.Id}}", TAG, check=False).stdout.strip()
     started = time.monotonic()
-    # --format docker keeps HEALTHCHECK (the OCI format has no such field)
+    # --format docker keeps HEALTHCHECK (the OCI format has no such field); --layers=false: the
+    # pip build arguments name this run's loopback ports, so cached layers would never be reused
+    # and would only pile up
     build = adapt(readme_docker()["build"], machine=[
-        "--format", "docker", "--network", "host", "--build-arg", f"PYTHON_IMAGE={BASE_IMAGE}",
+        "--format", "docker", "--layers=false", "--network", "host", "--build-arg", f"PYTHON_IMAGE={BASE_IMAGE}",
         *pip_args, *pip_volumes])
     podman(*build[1:], timeout=MODULE_TIMEOUT)
     pip.close()
