@@ -83,7 +83,9 @@ def test_daemon_unit():
     d = directives("alicertd.service")
     assert d["Service.Type"] == ["notify"]
     assert d["Service.NotifyAccess"] == ["main"]
-    assert d["Service.ExecReload"] == ["/bin/sh -c 'kill -HUP ${MAINPID}'"]  # no procps needed
+    # check-config first (a broken config fails the reload itself), then a signal without procps
+    assert d["Service.ExecReload"] == ["/usr/local/bin/alicertd --config %E/alicertd/config.toml check-config",
+                                       "/bin/sh -c 'kill -HUP ${MAINPID}'"]
     assert d["Service.Restart"] == ["on-failure"]
     assert d["Service.TimeoutStopSec"] == ["15"]
     assert d["Service.WatchdogSec"]

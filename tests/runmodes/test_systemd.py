@@ -199,7 +199,15 @@ def test_reload_applies_a_changed_config_and_refuses_a_broken_one(installed, wor
 
     write_config(world, m.root, [WWW], broken=True)
     before = len(m.journal("alicertd"))
-    m.sh("systemctl reload alicertd")
+    # ExecReload validates first: the reload itself fails, and says why at priority 3.
+    failed = m.sh("systemctl reload alicertd", check=False)
+    assert failed.returncode != 0, failed
+    checked = wait_until(lambda: [e for e in m.journal("alicertd")[before:]
+                                  if "acme.profile" in str(e.get("MESSAGE"))], 60, "the check-config line")
+    assert checked[0]["PRIORITY"] == "3", checked[0]
+    # A SIGHUP that bypasses ExecReload is refused by the daemon itself, which keeps running.
+    before = len(m.journal("alicertd"))
+    m.sh("systemctl kill --kill-who=main -s HUP alicertd")
     refused = wait_until(lambda: [e for e in m.journal("alicertd")[before:]
                                   if "reload refused" in str(e.get("MESSAGE"))], 60, "the refusal")
     assert "acme.profile" in refused[0]["MESSAGE"] and refused[0]["PRIORITY"] == "3"

@@ -209,7 +209,7 @@ def test_example_config_passes_check_config(tmp_path: Path):
     proc = subprocess.run([sys.executable, "-m", "daemon", "--config", str(REPO / "config" / "alicertd.example.toml"),
                            "check-config"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert "OK (2 certificate(s): www, api)" in proc.stdout
+    assert "OK (4 certificate(s): www, api, shop, edge)" in proc.stdout
     assert "example-secret" not in proc.stdout + proc.stderr
 
 
