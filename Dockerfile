@@ -41,11 +41,14 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY daemon ./daemon
 COPY providers ./providers
+# The sandbox is part of the wheel (make demo, the tests) but not of the image: it carries a demo
+# fixture with sandbox-only keys and is no use in production.
 COPY sandbox ./sandbox
 RUN python -m venv /opt/alicertd \
  && /opt/alicertd/bin/pip wheel --no-deps --wheel-dir /tmp/wheels . \
  && /opt/alicertd/bin/pip install /tmp/wheels/alicertd-*.whl \
  && /opt/alicertd/bin/python -m pip uninstall -q -y pip setuptools \
+ && rm -rf /opt/alicertd/lib/python3*/site-packages/sandbox \
  && /opt/alicertd/bin/alicertd --help >/dev/null
 
 # --------------------------------------------------------------------------- runtime

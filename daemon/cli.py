@@ -81,7 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["sandbox"]:  # forwarded whole: the sandbox has its own options
-        from sandbox.cli import main as sandbox_main
+        try:
+            from sandbox.cli import main as sandbox_main
+        except ImportError:  # the container image leaves the sandbox out
+            _stderr("alicertd: the sandbox is not installed here (it ships with the source, not the image)")
+            return 2
         return sandbox_main(argv[1:], prog="alicertd sandbox")
     try:
         args = build_parser().parse_args(argv)

@@ -51,6 +51,7 @@ from providers.aliyun.credentials import (
     AssumeRoleSource,
     Credentials,
     CredentialSource,
+    key_prefix,
 )
 from providers.base import ProviderError
 
@@ -383,7 +384,7 @@ class AliyunApi:
                secrets: list[str], attempts: int) -> ProviderError:
         product = info.name
         secrets = [*secrets, creds.access_key_secret, creds.security_token or ""]
-        key = f"AccessKeyId {creds.access_key_id}"
+        key = f"AccessKeyId {key_prefix(creds.access_key_id)}"
         ram_action = f"{info.ram_prefix}:{action}"
         handling = rule.handling
         if handling == errors.PERMISSION:

@@ -67,12 +67,24 @@ class Credentials:
     expiration: datetime | None = None  # UTC; only for RAM-role (metadata) credentials
 
     def describe(self) -> str:
-        """For logs: where the key came from and its AccessKeyId, nothing secret."""
+        """For logs: where the key came from and its AccessKeyId prefix, nothing secret."""
         kind = " (STS)" if self.security_token else ""
-        return f"{self.source}{kind}, AccessKeyId {self.access_key_id}"
+        return f"{self.source}{kind}, AccessKeyId {key_prefix(self.access_key_id)}"
 
     def __str__(self) -> str:
         return self.describe()
+
+
+#: Characters of an AccessKeyId shown in logs and errors: enough to tell keys apart in the RAM
+#: console (ids start "LTAI" or "STS."), not the whole identifier.
+KEY_PREFIX_CHARS = 8
+
+
+def key_prefix(access_key_id: str) -> str:
+    """``LTAI5tAb…``: the AccessKeyId as errors and logs name it."""
+    if len(access_key_id) <= KEY_PREFIX_CHARS:
+        return access_key_id
+    return access_key_id[:KEY_PREFIX_CHARS] + "…"
 
 
 def _utcnow() -> datetime:

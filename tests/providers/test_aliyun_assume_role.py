@@ -145,3 +145,11 @@ def test_default_entry_can_assume_a_role_with_its_own_keys():
     assert "own credentials of account default" in api.credentials.describe()
     # the entry's own-key API is built lazily, when the role is first assumed
     assert "aliyun_api:default#own" not in ctx._resources
+
+
+def test_errors_and_logs_name_only_the_access_key_id_prefix():
+    long_id = "LTAI5tAbCdEfGhIjKlMnOpQr"
+    own = CredentialSource(AliyunConfig(name="media", access_key_id=long_id, access_key_secret="x"),
+                           log=LOG, env={})
+    text = own.describe()
+    assert "LTAI5tAb…" in text and long_id not in text and "[aliyun.accounts.media]" in text
