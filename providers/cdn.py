@@ -46,7 +46,6 @@ from aliyunsdkcdn.request.v20180510.SetCdnDomainSSLCertificateRequest import (
     SetCdnDomainSSLCertificateRequest,
 )
 
-from daemon.durations import format_duration
 from providers.aliyun.client import shared_api
 from providers.base import (
     Binding,
@@ -57,7 +56,6 @@ from providers.base import (
     ProviderContext,
     ProviderError,
     Target,
-    VerificationError,
 )
 from providers.cas import CasHub, cas_hub
 from providers.certnames import (
@@ -67,8 +65,9 @@ from providers.certnames import (
     leaf_of_bundle,
     leaf_of_pem,
 )
+from providers.rollout import wait_for_rollout
 from providers.settings import Section
-from providers.tls import POLL_INTERVALS, wait_for, wait_for_edge
+from providers.tls import POLL_INTERVALS
 
 #: Entries per DescribeCdnHttpsDomainList page, largest first. The API documents no maximum
 #: for CDN (only "default 20"); its DCDN twin and DescribeUserDomains allow 500. Should the
@@ -323,44 +322,12 @@ class CdnProvider:
     # ------------------------------------------------------------------ verify
 
     def verify(self, target: Target, bundle: CertificateBundle, deadline: float) -> Binding:
-        domain = self._domain(target)
-        account = self._account(target)
+        domain, account = self._domain(target), self._account(target)
         self.known.add(leaf_of_bundle(bundle))
-        started = self.clock()
-        last: list[str] = ["has not answered"]
-
-        def settled() -> Binding | None:
-            try:
-                binding = self._domain_info(domain, account)
-            except CredentialError:
-                raise
-            except ProviderError as exc:
-                if not exc.retryable:
-                    raise
-                last[0] = f"could not be read ({exc})"
-                return None
-            if binding.state == "ok" and binding.fingerprint == bundle.fingerprint:
-                return binding
-            if binding.state == "error" and binding.fingerprint == bundle.fingerprint:
-                raise VerificationError(f"cdn: {target.name}: the rollout failed ({binding.detail})")
-            if binding.fingerprint != bundle.fingerprint:
-                last[0] = (f"still serves serial {binding.serial}" if binding.serial
-                           else f"serves no certificate ({binding.detail or binding.state})")
-            else:
-                last[0] = f"is still rolling out ({binding.detail or binding.state})"
-            return None
-
-        binding = wait_for(settled, deadline=deadline, stop=self.ctx.stop, what=f"cdn: {target.name}",
-                           clock=self.clock, intervals=self.poll_intervals)
-        if binding is None:
-            raise VerificationError(f"cdn: {target.name} {last[0]} after "
-                                    f"{format_duration(self.clock() - started)}")
-        verify = self.ctx.config.verify
-        if verify.tls:
-            wait_for_edge("cdn", (target.domain or target.name).lower(), bundle, connect_to=verify.connect_to, deadline=deadline,
-                          stop=self.ctx.stop, started=started, clock=self.clock,
-                          intervals=self.poll_intervals)
-        return binding
+        return wait_for_rollout("cdn", (target.domain or target.name).lower(),
+                                lambda: self._domain_info(domain, account), bundle,
+                                deadline=deadline, ctx=self.ctx, clock=self.clock,
+                                intervals=self.poll_intervals)
 
     @staticmethod
     def _domain(target: Target) -> str:

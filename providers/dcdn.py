@@ -43,7 +43,6 @@ from aliyunsdkdcdn.request.v20180115.SetDcdnDomainSSLCertificateRequest import (
     SetDcdnDomainSSLCertificateRequest,
 )
 
-from daemon.durations import format_duration
 from providers.base import (
     Binding,
     CertificateBundle,
@@ -53,11 +52,11 @@ from providers.base import (
     ProviderContext,
     ProviderError,
     Target,
-    VerificationError,
 )
 from providers.certnames import KnownCertificates, Leaf, fingerprint_prefix, leaf_of_bundle, leaf_of_pem
+from providers.rollout import wait_for_rollout
 from providers.settings import Section
-from providers.tls import POLL_INTERVALS, wait_for, wait_for_edge
+from providers.tls import POLL_INTERVALS
 
 #: DescribeDcdnHttpsDomainList PageSize: "1 to 500, default 20" (alibabacloud-dcdn20180115 model).
 PAGE_SIZE = 500
@@ -270,45 +269,12 @@ class DcdnProvider:
     # ------------------------------------------------------------------ verify
 
     def verify(self, target: Target, bundle: CertificateBundle, deadline: float) -> Binding:
-        account = target.settings.account
-        shown = self._domain(target)
+        account, shown = target.settings.account, self._domain(target)
         domain = api_name(shown)
         self.known.add(leaf_of_bundle(bundle))
-        started = self.clock()
-        last: list[str] = ["has not answered"]
-
-        def settled() -> Binding | None:
-            try:
-                binding = self._domain_info(account, domain)
-            except CredentialError:
-                raise
-            except ProviderError as exc:
-                if not exc.retryable:
-                    raise
-                last[0] = f"could not be read ({exc})"
-                return None
-            if binding.state == "ok" and binding.fingerprint == bundle.fingerprint:
-                return binding
-            if binding.state == "error" and binding.fingerprint == bundle.fingerprint:
-                raise VerificationError(f"dcdn: {shown}: the rollout failed ({binding.detail})")
-            if binding.fingerprint != bundle.fingerprint:
-                last[0] = (f"still serves serial {binding.serial}" if binding.serial
-                           else f"serves no certificate ({binding.detail or binding.state})")
-            else:
-                last[0] = f"is still rolling out ({binding.detail or binding.state})"
-            return None
-
-        binding = wait_for(settled, deadline=deadline, stop=self.ctx.stop, what=f"dcdn: {shown}",
-                           clock=self.clock, intervals=self.poll_intervals)
-        if binding is None:
-            raise VerificationError(f"dcdn: {shown} {last[0]} after "
-                                    f"{format_duration(self.clock() - started)}")
-        verify = self.ctx.config.verify
-        if verify.tls:
-            wait_for_edge("dcdn", shown, bundle, connect_to=verify.connect_to, deadline=deadline,
-                          stop=self.ctx.stop, started=started, clock=self.clock,
-                          intervals=self.poll_intervals)
-        return binding
+        return wait_for_rollout("dcdn", shown, lambda: self._domain_info(account, domain), bundle,
+                                deadline=deadline, ctx=self.ctx, clock=self.clock,
+                                intervals=self.poll_intervals)
 
     @staticmethod
     def _domain(target: Target) -> str:
