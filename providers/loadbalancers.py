@@ -106,14 +106,12 @@ def bundle_for(ctx: ProviderContext, fingerprint: str | None) -> CertificateBund
 
 
 def parse_account(s: Any, defaults: Any) -> str | None:
-    """The ``account`` key every deploy block takes (default "default"), checked against the
-    configured account entries."""
-    account = s.str("account", "default")
+    """The ``account`` key every deploy block takes, read the one way every provider reads it
+    (``Section.account``); None when the block names an unknown account, so parsing fails."""
     known = tuple(getattr(defaults, "accounts", ("default",)) or ("default",))
-    if account is not None and account not in known:
-        s.error("account", f"unknown account {account!r} (configured: {', '.join(known)})")
-        return None
-    return account
+    before = len(s.errors)
+    account = s.account(known)
+    return None if len(s.errors) > before else account
 
 
 def api_for(ctx: ProviderContext, account: str) -> Any:

@@ -210,7 +210,7 @@ def test_unknown_listener_is_named(sb, state_dir):
     ({"listener_id": "lsn bad", "domain": DOMAIN}, "certificate[0].deploy[0].listener_id: invalid"),
     ({"listener_id": LISTENER, "domain": DOMAIN, "port": 443},
      "certificate[0].deploy[0].port: unknown key"),
-    ({"listener_id": LISTENER, "domain": DOMAIN, "account": "nope"}, "certificate[0].deploy[0].account: unknown account 'nope' (configured: default)"),
+    ({"listener_id": LISTENER, "domain": DOMAIN, "account": "nope"}, "certificate[0].deploy[0].account: unknown account 'nope' (known: default)"),
 ])
 def test_bad_config_is_named(raw, message):
     errors = ConfigErrors()

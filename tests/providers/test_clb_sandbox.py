@@ -169,7 +169,7 @@ def test_missing_permission_names_the_action(state_dir):
      "certificate[0].deploy[0].slot: invalid value"),
     ({"load_balancer_id": LB, "listener_port": 443, "domain": DOMAIN, "listener_id": "x"},
      "certificate[0].deploy[0].listener_id: unknown key"),
-    ({"load_balancer_id": LB, "listener_port": 443, "domain": DOMAIN, "account": "nope"}, "certificate[0].deploy[0].account: unknown account 'nope' (configured: default)"),
+    ({"load_balancer_id": LB, "listener_port": 443, "domain": DOMAIN, "account": "nope"}, "certificate[0].deploy[0].account: unknown account 'nope' (known: default)"),
 ])
 def test_bad_config_is_named(raw, message):
     errors = ConfigErrors()

@@ -125,7 +125,7 @@ def test_missing_permission_names_the_action(state_dir):
     ({"listener_id": LISTENER}, "certificate[0].deploy[0].domain: missing required key"),
     ({"listener_id": "lsn bad", "domain": DOMAIN}, "certificate[0].deploy[0].listener_id: invalid"),
     ({"listener_id": LISTENER, "domain": DOMAIN, "slot": "sni"}, "certificate[0].deploy[0].slot: unknown key"),
-    ({"listener_id": LISTENER, "domain": DOMAIN, "account": "nope"}, "certificate[0].deploy[0].account: unknown account 'nope' (configured: default)"),
+    ({"listener_id": LISTENER, "domain": DOMAIN, "account": "nope"}, "certificate[0].deploy[0].account: unknown account 'nope' (known: default)"),
 ])
 def test_bad_config_is_named(raw, message):
     errors = ConfigErrors()
