@@ -1,9 +1,12 @@
 """ACME v2 (RFC 8555) on ``requests`` + ``cryptography``.
 
 Modules, one concern each: ``problems`` (error types), ``jws`` (signatures, thumbprints, key
-authorizations, EAB), ``transport`` (HTTP, nonces, retries), ``directory``, ``client`` (the RFC
-verbs), ``issue`` (one issuance, top to bottom), ``ari`` (RFC 9773 renewal windows) and
-``account`` (ensure an account exists for a configured key).
+authorizations, EAB), ``transport`` (HTTP, nonces, retries), ``directory``, ``resources`` (the
+typed RFC objects and their parsing), ``session`` (key, ``kid`` and signed POSTs the verbs share),
+the verbs by concern — ``account_management`` (§7.3), ``orders`` (§7.4–§7.5) with ``polling``,
+``revocation`` (§7.6), ``ari`` (RFC 9773 renewal windows) — assembled into one ``AcmeClient`` by
+``client``; ``issue`` (one issuance, top to bottom) and ``account`` (ensure an account exists
+for a configured key).
 """
 
 from daemon.acme.client import (
