@@ -23,6 +23,20 @@ OUT = C.ROOT / "bench" / "RESULTS.md"
 SECTIONS = ["1-peers", "2-latency", "3-propagation", "4-steady-state", "5-footprint", "6-edge-targets"]
 SCRIPTS = {"1-peers": "peers", "2-latency": "latency", "3-propagation": "propagation",
            "4-steady-state": "steady_state", "5-footprint": "footprint", "6-edge-targets": "edge_targets"}
+# Scripts with no target of their own: their printed output goes in as it is (script, title, what).
+REFERENCE = [
+    ("steady_state_lb", "steady state of the load balancer targets",
+     "50 ALB, 50 NLB and 50 CLB listeners against the sandbox, nothing due: the API calls and wall "
+     "time of one cycle's `read_bindings` per kind (the script fails if anything is written)."),
+    ("renewal_window", "renewals inside the ARI window",
+     "A simulation on alicertd's planner (no network, no sleeping): the share of renewals issued "
+     "before the CA's ARI window closes, with only the 12-hourly cycle (before) and with the wake-up "
+     "at each certificate's own renewal time (after)."),
+    ("acme_throughput", "the ACME client alone",
+     "20 certificates through `daemon.acme.issue_certificate` in-process, DNS-01 answered by "
+     "pebble-challtestsrv, no Alibaba Cloud, no deployment, no process start: one at a time, "
+     "then 8 in flight."),
+]
 
 
 def cpu_model() -> str:
@@ -129,12 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in SECTIONS:
         if name in results:
             out += [f"## {results[name]['title']}", "", results[name]["markdown"], ""]
-    acme_log = C.WORK / "logs" / "acme_throughput.log"
-    if acme_log.exists() and acme_log.read_text().strip():
-        out += ["## For reference: the ACME client alone (`bench/acme_throughput.py`)", "",
-                "20 certificates through `daemon.acme.issue_certificate` in-process, DNS-01 answered by "
-                "pebble-challtestsrv, no Alibaba Cloud, no deployment, no process start: one at a time, "
-                "then 8 in flight.", "", "```", acme_log.read_text().strip(), "```", ""]
+    for script, title, about in REFERENCE:
+        log = C.WORK / "logs" / f"{script}.log"
+        if log.exists() and log.read_text().strip():
+            out += [f"## For reference: {title} (`bench/{script}.py`)", "", about, "", "```",
+                    log.read_text().strip(), "```", ""]
     OUT.write_text("\n".join(out).rstrip() + "\n")
     print(OUT.read_text())
     return 0

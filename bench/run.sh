@@ -29,9 +29,11 @@ mkdir -p bench/work/logs
 cut -d' ' -f1-3 /proc/loadavg > bench/work/logs/loadavg.start 2>/dev/null || true
 start=$(date +%s)
 failed=()
-for bench in peers latency propagation steady_state footprint edge_targets acme_throughput; do
+for bench in peers latency propagation steady_state steady_state_lb footprint edge_targets renewal_window \
+             acme_throughput; do
   args=("${quick[@]}")
   [ "$bench" = acme_throughput ] && args=()  # the ACME client alone: a few seconds, no --quick
+  [ "$bench" = renewal_window ] && args=()   # a simulation of a few seconds: it has no --quick
   echo "=== bench/$bench.py ${args[*]:-}" >&2
   t0=$(date +%s)
   if "$py" "bench/$bench.py" "${args[@]}" > "bench/work/logs/$bench.log" 2>&1; then
