@@ -23,6 +23,7 @@ from .dns_server import DnsListener
 from .edge import TlsEdge
 from .faults import FaultTable
 from .fixture import build_world, read_fixture
+from .products import cas
 from .rpc import ApiServer
 from .state import CdnDomain, CdnHttps, GwCert, GwDomain, RecordData, StoredCert, World
 
@@ -425,10 +426,12 @@ class Sandbox:
 
     def cas_certificates(self, region: str | None = None) -> list[dict]:
         """Every certificate in the sandbox's CAS (all regions, or one), with the CDN domains
-        that use it."""
+        that use it (``bound``) and every product's resources that use it (``users``:
+        ``"<CloudProduct> <domain or instance>"``, as CAS ListCloudResources sees them)."""
         with self.world.lock:
             return [dict(_cert_view(c.chain_pem, c.info, c.name, c.cert_id), region=c.region,
-                         source=c.source, bound=self.world.cas_bound(c))
+                         source=c.source, bound=self.world.cas_bound(c),
+                         users=[f"{product} {where}" for product, where in cas.users(self.world, c)])
                     for c in sorted(self.world.certs_by_id.values(), key=lambda c: c.cert_id)
                     if region is None or c.region == region]
 

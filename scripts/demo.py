@@ -22,9 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sandbox.pebble import Pebble  # noqa: E402
-
 from sandbox import Sandbox  # noqa: E402
+from sandbox.pebble import Pebble  # noqa: E402
 
 API_PORT, DNS_PORT, EDGE_PORT = 18080, 15353, 18443
 FIXTURE = REPO / "sandbox" / "fixtures" / "demo.toml"
@@ -136,7 +135,7 @@ def main(argv: list[str]) -> int:
             say()
             say("Certificates alicertd uploaded to the sandbox's CAS (bound by id, the key sent once):")
             for c in uploads:
-                bound = ", ".join(d if not d.startswith(".") else "*" + d for d in c["bound"]) or "-"
+                bound = ", ".join(u.replace(" .", " *.", 1) for u in c["users"]) or "-"
                 say(f"  CAS {c['cert_id']:<12} {c['region']:<14} {c['cert_name']:<32} serial "
                     f"{c['serial']:<34} served on {bound}")
         calls = sandbox.call_counts() if hasattr(sandbox, "call_counts") else {}

@@ -6,9 +6,11 @@ sandbox files need no per-product code):
 - ``served_for(world, server_name, port, now)``: what the TLS edge presents (see sandbox/edge.py);
 - ``FIXTURE`` = ``{section: loader}``: fixture sections it owns, each loader called as
   ``loader(world, items, problems, now)`` with the section's list of tables (see sandbox/fixture.py).
-- ``cas_users(world, cert_id)``: ``[(CloudProduct, domain or instance)]`` of the product's
-  resources that use CAS certificate ``cert_id`` (CAS's ListCloudResources, and its refusal to
-  delete a certificate in use; see sandbox/products/cas.py).
+- ``cas_users(world, cert_id)``: ``[(CloudProduct, domain)]`` of the product's resources that
+  use CAS certificate ``cert_id`` (CAS's ListCloudResources, and its refusal to delete a
+  certificate in use; see sandbox/products/cas.py). A resource without a domain (a load
+  balancer listener) is ``(CloudProduct, name, fields)``: ``name`` for people, ``fields`` its
+  ListCloudResources fields (``InstanceId``, ``ListenerId``, ...).
 
 A REST product (OSS) has no RPC ``PRODUCT``; sandbox/rpc.py routes its requests by their
 signature and Host before RPC dispatch.

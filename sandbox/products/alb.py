@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ApiError
 from .base import Call, Product, int_param, optional, required
-from .lbcerts import LbCert, best_for_sni, cas_certificate, fixture_number
+from .lbcerts import LbCert, best_for_sni, cas_certificate, fixture_number, listener_id_of
 
 #: AssociateAdditionalCertificatesWithListener / Dissociate…: at most 20 per request
 #: (DissociateAdditionalCertificatesFromListenerRequest: "Specify a maximum of 20 certificates").
@@ -297,6 +297,24 @@ def view(world, listener_id: str, now: float) -> dict:
         return {"status": lst.status(now), "default": lst.default_cert,
                 "additional": dict(lst.additional), "served_default": lst.served_default,
                 "served_additional": list(lst.served_additional)}
+
+
+def cas_users(world, cert_id: int) -> list[tuple[str, str, dict]]:
+    """CAS hook: the listeners whose certificates (configured or still served; default or
+    additional) include CAS certificate ``cert_id``, as CAS ListCloudResources reports them:
+    CloudProduct ``ALB``, with InstanceId, ListenerId, ListenerPort and DefaultResource."""
+    cid = listener_id_of(world, cert_id)
+    if cid is None:
+        return []
+    out = []
+    for lst in sorted(listeners(world).values(), key=lambda x: x.listener_id):
+        default = cid in (lst.default_cert, lst.served_default)
+        if default or cid in lst.additional or cid in lst.served_additional:
+            out.append(("ALB", lst.listener_id, {
+                "InstanceId": lst.load_balancer_id, "ListenerId": lst.listener_id,
+                "ListenerPort": str(lst.port), "DefaultResource": 1 if default else 0,
+                "RegionId": lst.region}))
+    return out
 
 
 FIXTURE = {"alb_listener": load_fixture}

@@ -12,8 +12,10 @@ What the daemon depends on, emulated from the official ``alibabacloud-cas2020040
   ``Status`` only valid ones (issued, about to expire); ``CPACK`` (the default) and ``BUY`` list
   orders, of which the sandbox has none.
 - ``GetUserCertificateDetail`` returns the PEM (and the key unless ``CertFilter=true``).
-- ``ListCloudResources`` (``CertIds``) lists the resources using a certificate (each product
-  module's ``cas_users`` hook: CDN domains, and whatever other products report).
+- ``ListCloudResources`` (``CertIds``) lists the resources using a certificate: each product
+  module's ``cas_users`` hook reports its own (CDN, DCDN, ESA, OSS domains; ALB, NLB and CLB
+  listeners with ``InstanceId``/``ListenerId``/``ListenerPort``/``DefaultResource``), under
+  the ``CloudProduct`` names the model documents (ESA's is undocumented: our guess ``ESA``).
 - ``DeleteUserCertificate`` refuses a certificate a resource still uses.
 
 The region is the request's ``RegionId``: each region is its own store. Formats the models
@@ -177,13 +179,22 @@ def get_user_certificate_detail(call: Call) -> dict:
     return body
 
 
-def users(world, cert: StoredCert) -> list[tuple[str, str]]:
-    """Every emulated resource using ``cert`` (each product's ``cas_users`` hook)."""
+def resources(world, cert: StoredCert) -> list[tuple[str, str, dict]]:
+    """Every emulated resource using ``cert`` (each product's ``cas_users`` hook), as
+    ``(CloudProduct, name, ListCloudResources fields)``: a hook's ``(product, domain)`` is a
+    resource with that ``Domain``; a hook's ``(product, name, fields)`` one with those fields."""
     from . import CAS_USERS
-    found: list[tuple[str, str]] = []
+    found: list[tuple[str, str, dict]] = []
     for hook in CAS_USERS:
-        found.extend(hook(world, cert.cert_id))
+        for use in hook(world, cert.cert_id):
+            product, name, *rest = use
+            found.append((product, name, dict(rest[0]) if rest else {"Domain": name}))
     return found
+
+
+def users(world, cert: StoredCert) -> list[tuple[str, str]]:
+    """``(CloudProduct, domain or instance)`` of every resource using ``cert``."""
+    return [(product, name) for product, name, _ in resources(world, cert)]
 
 
 def _cert_ids(call: Call) -> list[int]:
@@ -196,7 +207,8 @@ def _cert_ids(call: Call) -> list[int]:
 
 
 def list_cloud_resources(call: Call) -> dict:
-    """The cloud resources (here: CDN domains) using the given certificates of this region."""
+    """The cloud resources (every product's ``cas_users``) using the given certificates of this
+    region."""
     region = _region(call)
     wanted = set(_cert_ids(call))
     number = int_param(call, "CurrentPage", 1, 1)
@@ -206,12 +218,13 @@ def list_cloud_resources(call: Call) -> dict:
     for cert in sorted(world.certs_by_id.values(), key=lambda c: c.cert_id):
         if cert.region != region or (wanted and cert.cert_id not in wanted):
             continue
-        for product, where in users(world, cert):
+        for product, _, fields in resources(world, cert):
             rows.append({"Id": len(rows) + 1, "CertId": cert.cert_id, "CertName": cert.name,
-                         "CloudName": "aliyun", "CloudProduct": product, "Domain": where,
+                         "CloudName": "aliyun", "CloudProduct": product,
                          "EnableHttps": 1, "RegionId": region, "Status": "online",
                          "CertStartTime": str(int(cert.info.not_before.replace(tzinfo=dt.UTC).timestamp())),
-                         "CertEndTime": str(int(cert.info.not_after.replace(tzinfo=dt.UTC).timestamp()))})
+                         "CertEndTime": str(int(cert.info.not_after.replace(tzinfo=dt.UTC).timestamp())),
+                         **fields})
     return {"Total": len(rows), "CurrentPage": number, "ShowSize": size,
             "Data": page_of(rows, number, size)}
 

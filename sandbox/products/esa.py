@@ -208,6 +208,15 @@ def load_fixture(world: World, items: list, problems: list[str], now: float | No
                                         coverage=coverage, cert_quota=quota, created=now)
 
 
+def cas_users(world: World, cert_id: int) -> list[tuple[str, str]]:
+    """CAS hook: the sites holding CAS certificate ``cert_id`` (a ``Type=cas`` certificate), as
+    CloudProduct ``ESA``: the model's CloudProduct list names no ESA value, so both the name and
+    whether CAS reports ESA's use at all are undocumented (our guess; docs/aliyun-api-notes.md).
+    Reporting it is the stricter answer: CAS refuses to delete a certificate a site holds."""
+    return sorted(("ESA", s.name) for s in world.esa_sites.values()
+                  if any(c.cas_id == cert_id for c in s.certs.values()))
+
+
 FIXTURE = {"esa_site": load_fixture}
 
 PRODUCT = Product(

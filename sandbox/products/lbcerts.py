@@ -44,6 +44,13 @@ def cas_certificate(world, cert_id: str) -> LbCert | None:
         return None  # another region's CAS does not hold it: the id names the region
     return LbCert(cert_id=cert_id, chain_pem=cert.chain_pem, key_pem=cert.key_pem, info=cert.info)
 
+def listener_id_of(world, cert_id: int) -> str | None:
+    """CAS certificate ``cert_id`` of this account as listeners name it (``<CertId>-<region>``),
+    or None when CAS holds no such certificate (for the CAS product's ``cas_users`` hooks)."""
+    cert = world.certs_by_id.get(cert_id)
+    return None if cert is None else f"{cert_id}-{getattr(cert, 'region', 'cn-hangzhou')}"
+
+
 def best_for_sni(server_name: str, certs: list[LbCert]) -> LbCert | None:
     """The certificate a listener picks for ``server_name``: an exact SAN first, then a
     wildcard SAN one label up (how TLS servers with several certificates choose)."""
@@ -66,24 +73,3 @@ def fixture_number(item, key: str, default, path: str, problems: list[str], *, i
         return default
     return value
 
-
-def cas_users(world, cert) -> list[str]:
-    """The load balancer resources that use CAS certificate ``cert`` (a StoredCert), named
-    ``alb:<listener>``, ``nlb:<listener>``, ``slb:<server certificate id>`` (a CLB store entry
-    referencing it): for the CAS product's "in use" answers (ListCloudResources, the refusal of
-    DeleteUserCertificate). Looked up lazily so that this module imports none of the products."""
-    from . import alb, nlb, slb
-
-    cid = f"{cert.cert_id}-{getattr(cert, 'region', 'cn-hangzhou')}"
-    users = []
-    for lst in alb.listeners(world).values():
-        ids = {lst.default_cert, lst.served_default, *lst.additional, *lst.served_additional}
-        if cid in ids:
-            users.append(f"alb:{lst.listener_id}")
-    for lst in nlb.state(world).listeners.values():
-        if cid in (lst.certificate, lst.served):
-            users.append(f"nlb:{lst.listener_id}")
-    for sc in slb.state(world).certs.values():
-        if sc.ali_id == str(cert.cert_id) and (sc.ali_region or "cn-hangzhou") == getattr(cert, "region", "cn-hangzhou"):
-            users.append(f"slb:{sc.server_certificate_id}")
-    return sorted(users)

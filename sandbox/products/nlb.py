@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ApiError
 from .base import Call, Product, int_param, optional, required
-from .lbcerts import best_for_sni, cas_certificate, fixture_number
+from .lbcerts import best_for_sni, cas_certificate, fixture_number, listener_id_of
 
 _IDS_KEY = re.compile(r"^CertificateIds\.(\d+)$")
 
@@ -214,6 +214,20 @@ def view(world, listener_id: str, now: float) -> dict:
         lst = state(world).listeners[listener_id]
         lst.settle(now)
         return {"status": lst.status(now), "certificate": lst.certificate, "served": lst.served}
+
+
+def cas_users(world, cert_id: int) -> list[tuple[str, str, dict]]:
+    """CAS hook: the listeners whose server certificate (configured or still served) is CAS
+    certificate ``cert_id``, as CAS ListCloudResources reports them: CloudProduct ``NLB``, with
+    InstanceId, ListenerId, ListenerPort and DefaultResource (NLB has only the one)."""
+    cid = listener_id_of(world, cert_id)
+    if cid is None:
+        return []
+    return [("NLB", lst.listener_id, {
+                "InstanceId": lst.load_balancer_id, "ListenerId": lst.listener_id,
+                "ListenerPort": str(lst.port), "DefaultResource": 1, "RegionId": lst.region})
+            for lst in sorted(state(world).listeners.values(), key=lambda x: x.listener_id)
+            if cid in (lst.certificate, lst.served)]
 
 
 FIXTURE = {"nlb_listener": load_fixture}

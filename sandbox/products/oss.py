@@ -289,7 +289,6 @@ FIXTURE = {"oss_bucket": load_fixture}
 
 def cas_users(world: World, cert_id: int) -> list[tuple[str, str]]:
     """CAS hook: OSS custom domains with ``cert_id`` attached (CloudProduct ``OSS``, as CAS
-    ListCloudResources names it). ESA is not among ListCloudResources' products, so
-    sandbox/products/esa.py reports nothing here (whether CAS knows ESA's use is undocumented)."""
+    ListCloudResources names it)."""
     return sorted(("OSS", c.domain) for b in world.oss_buckets.values() for c in b.cnames.values()
                   if c.cert is not None and c.cert.cert_id == cert_id)

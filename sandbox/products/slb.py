@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ..certs import CertError, CertInfo, parse_chain, validate_pair
 from ..errors import ApiError
 from .base import Call, Product, int_param, optional, required
-from .lbcerts import best_for_sni, cas_certificate
+from .lbcerts import best_for_sni, cas_certificate, listener_id_of
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,79}$")
 _LB_KEY = re.compile(r"^LoadBalancerId\.(\d+)$")
@@ -351,6 +351,34 @@ def view(world, lb: str, port: int) -> dict:
         return {"default": lst.server_certificate_id,
                 "extensions": {e.domain: e.server_certificate_id for e in lst.extensions.values()},
                 "certificates": sorted(st.certs)}
+
+
+def cas_users(world, cert_id: int) -> list[tuple[str, str, dict]]:
+    """CAS hook: CLB's uses of CAS certificate ``cert_id`` through the store entries that
+    reference it (``AliCloudCertificateId``), as CAS ListCloudResources reports them
+    (CloudProduct ``SLB``): each HTTPS listener default (``<lb>:<port>``, DefaultResource 1) and
+    each domain extension (its domain, DefaultResource 0) using such an entry, with InstanceId
+    and ListenerPort. An entry no listener uses is reported too, its ServerCertificateId as
+    InstanceId: whether CAS counts a bare store entry as a use is undocumented, so the sandbox
+    takes the stricter answer (a deletion refused while the entry exists)."""
+    cid = listener_id_of(world, cert_id)
+    if cid is None:
+        return []
+    st = state(world)
+    entries = {sid for sid, sc in st.certs.items() if f"{sc.ali_id}-{sc.ali_region}" == cid}
+    out, used = [], set()
+    for (lb, port), lst in sorted(st.listeners.items()):
+        where = {"InstanceId": lb, "ListenerPort": str(port), "RegionId": lst.region}
+        if lst.server_certificate_id in entries:
+            used.add(lst.server_certificate_id)
+            out.append(("SLB", f"{lb}:{port}", {**where, "DefaultResource": 1}))
+        for e in sorted(lst.extensions.values(), key=lambda e: e.domain_extension_id):
+            if e.server_certificate_id in entries:
+                used.add(e.server_certificate_id)
+                out.append(("SLB", e.domain, {**where, "Domain": e.domain, "DefaultResource": 0}))
+    for sid in sorted(entries - used):
+        out.append(("SLB", sid, {"InstanceId": sid, "RegionId": st.certs[sid].region}))
+    return out
 
 
 FIXTURE = {"clb_listener": load_fixture}
