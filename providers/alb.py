@@ -37,7 +37,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.durations import format_duration
 from providers.aliyun.client import shared_api
 from providers.base import (
     Binding,
@@ -48,7 +47,6 @@ from providers.base import (
     ProviderContext,
     ProviderError,
     Target,
-    VerificationError,
 )
 from providers.loadbalancers import (
     REGION,
@@ -62,8 +60,9 @@ from providers.loadbalancers import (
     parse_account,
     rpc,
 )
+from providers.readback import Outcome, shake_hands, wait_for_readback
 from providers.settings import Section
-from providers.tls import POLL_INTERVALS, wait_for, wait_for_edge
+from providers.tls import POLL_INTERVALS, wait_for
 
 _LISTENER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,127}$")
 SLOTS = ("default", "sni")
@@ -347,44 +346,28 @@ class AlbProvider:
         s: AlbSettings = target.settings
         cid = self._cas_id(bundle, s.account)
         started = self.clock()
-        last = ["has not answered"]
 
-        def settled() -> Binding | None:
-            try:
-                if s.slot == "default":
-                    body = self._attribute(s)
-                    status = str(body.get("ListenerStatus") or "unknown")
-                    default = self._default_of(body)
-                    if default != cid:
-                        last[0] = f"has default certificate {default or 'none'}, not {cid}"
-                        return None
-                    if status in TRANSITIONAL:
-                        last[0] = f"is still {status}"
-                        return None
-                else:
-                    entry = next((c for c in self._certificates(s)
-                                  if c.cert_id == cid and not c.is_default), None)
-                    if entry is None:
-                        last[0] = f"does not list {cid} as an additional certificate"
-                        return None
-                    if entry.status != "Associated":
-                        last[0] = f"reports {cid} {entry.status}"
-                        return None
-            except CredentialError:
-                raise
-            except ProviderError as exc:
-                if not exc.retryable:
-                    raise
-                last[0] = f"could not be read ({exc})"
-                return None
+        def probe() -> Outcome:
+            if s.slot == "default":
+                body = self._attribute(s)
+                status = str(body.get("ListenerStatus") or "unknown")
+                default = self._default_of(body)
+                if default != cid:
+                    return f"has default certificate {default or 'none'}, not {cid}"
+                if status in TRANSITIONAL:
+                    return f"is still {status}"
+            else:
+                entry = next((c for c in self._certificates(s)
+                              if c.cert_id == cid and not c.is_default), None)
+                if entry is None:
+                    return f"does not list {cid} as an additional certificate"
+                if entry.status != "Associated":
+                    return f"reports {cid} {entry.status}"
             return Binding("ok", serial=bundle.serial, fingerprint=bundle.fingerprint,
                            not_after=bundle.not_after, cert_name=cid)
 
-        binding = wait_for(settled, deadline=deadline, stop=self.ctx.stop, what=f"alb: {target.name}",
-                           clock=self.clock, intervals=self.poll_intervals)
-        if binding is None:
-            raise VerificationError(f"alb: {target.name} {last[0]} after "
-                                    f"{format_duration(self.clock() - started)}")
+        binding = wait_for_readback(f"alb: {target.name}", probe, deadline=deadline, ctx=self.ctx,
+                                    clock=self.clock, intervals=self.poll_intervals, started=started)
         if s.slot == "sni":
             # Our superseded certificate for the same names would compete with the new one, and
             # which of two matching SNI certificates a listener presents is not documented:
@@ -398,9 +381,6 @@ class AlbProvider:
             except ProviderError as exc:
                 self.ctx.log.warning("alb: %s: could not dissociate our superseded certificates: %s",
                                      target.name, exc)
-        verify = self.ctx.config.verify
-        if verify.tls:
-            wait_for_edge("alb", s.domain, bundle, connect_to=verify.connect_to, deadline=deadline,
-                          stop=self.ctx.stop, started=started, clock=self.clock,
-                          intervals=self.poll_intervals)
+        shake_hands("alb", (s.domain,), bundle, deadline=deadline, ctx=self.ctx, clock=self.clock,
+                    intervals=self.poll_intervals, started=started)
         return binding

@@ -40,7 +40,6 @@ from aliyunsdkcloudapi.request.v20160714.DescribeApiGroupRequest import Describe
 from aliyunsdkcloudapi.request.v20160714.DescribeDomainRequest import DescribeDomainRequest
 from aliyunsdkcloudapi.request.v20160714.SetDomainCertificateRequest import SetDomainCertificateRequest
 
-from daemon.durations import format_duration
 from providers.aliyun.client import shared_api
 from providers.base import (
     Binding,
@@ -51,7 +50,6 @@ from providers.base import (
     ProviderContext,
     ProviderError,
     Target,
-    VerificationError,
 )
 from providers.certnames import (
     APIGATEWAY_NAME_MAX,
@@ -61,8 +59,9 @@ from providers.certnames import (
     leaf_of_bundle,
     leaf_of_pem,
 )
+from providers.readback import Outcome, shake_hands, wait_for_readback
 from providers.settings import Section
-from providers.tls import POLL_INTERVALS, wait_for, wait_for_edge
+from providers.tls import POLL_INTERVALS
 
 _REGION = re.compile(r"^[a-z]{2,}(?:-[a-z0-9]+)+$")
 _GROUP_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -224,38 +223,22 @@ class ApiGatewayProvider:
         s: ApiGatewaySettings = target.settings
         self.known.add(leaf_of_bundle(bundle))
         started = self.clock()
-        last = ["has not answered"]
 
-        def settled() -> Binding | None:
-            try:
-                binding = self._domain_info(s)
-            except CredentialError:
-                raise
-            except ProviderError as exc:
-                if not exc.retryable:
-                    raise
-                last[0] = f"could not be read ({exc})"
-                return None
+        def probe() -> Outcome:
+            binding = self._domain_info(s)
             if binding.fingerprint == bundle.fingerprint and binding.state == "ok":
                 return binding
             if binding.fingerprint == bundle.fingerprint:
                 # Not a rollout (none is documented): an inactive domain or an undocumented
                 # status. Keep reading until the deadline in case it is transient.
-                last[0] = f"holds the certificate, but {binding.detail}"
-            else:
-                last[0] = (f"still serves serial {binding.serial}" if binding.serial
-                           else f"serves no certificate ({binding.detail or binding.state})")
-            return None
+                return f"holds the certificate, but {binding.detail}"
+            return (f"still serves serial {binding.serial}" if binding.serial
+                    else f"serves no certificate ({binding.detail or binding.state})")
 
-        binding = wait_for(settled, deadline=deadline, stop=self.ctx.stop,
-                           what=f"apigateway: {target.name}", clock=self.clock,
-                           intervals=self.poll_intervals)
-        if binding is None:
-            raise VerificationError(f"apigateway: {s.domain} (group {s.group_id}, {s.region}) "
-                                    f"{last[0]} after {format_duration(self.clock() - started)}")
-        verify = self.ctx.config.verify
-        if verify.tls:
-            wait_for_edge("apigateway", s.domain, bundle, connect_to=verify.connect_to,
-                          deadline=deadline, stop=self.ctx.stop, started=started, clock=self.clock,
-                          intervals=self.poll_intervals)
+        binding = wait_for_readback(f"apigateway: {s.domain} (group {s.group_id}, {s.region})", probe,
+                                    deadline=deadline, ctx=self.ctx, clock=self.clock,
+                                    intervals=self.poll_intervals, started=started,
+                                    what=f"apigateway: {target.name}")
+        shake_hands("apigateway", (s.domain,), bundle, deadline=deadline, ctx=self.ctx,
+                    clock=self.clock, intervals=self.poll_intervals, started=started)
         return binding

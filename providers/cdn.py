@@ -65,7 +65,7 @@ from providers.certnames import (
     leaf_of_bundle,
     leaf_of_pem,
 )
-from providers.rollout import wait_for_rollout
+from providers.readback import wait_for_rollout
 from providers.settings import Section
 from providers.tls import POLL_INTERVALS
 

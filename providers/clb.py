@@ -38,7 +38,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.durations import format_duration
 from providers.aliyun.client import shared_api
 from providers.base import (
     Binding,
@@ -49,7 +48,6 @@ from providers.base import (
     ProviderContext,
     ProviderError,
     Target,
-    VerificationError,
 )
 from providers.loadbalancers import (
     REGION,
@@ -61,8 +59,9 @@ from providers.loadbalancers import (
     parse_account,
     rpc,
 )
+from providers.readback import Outcome, shake_hands, wait_for_readback
 from providers.settings import Section
-from providers.tls import POLL_INTERVALS, wait_for, wait_for_edge
+from providers.tls import POLL_INTERVALS
 
 _LB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,127}$")
 _NAME_OK = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,79}$")
@@ -341,35 +340,18 @@ class ClbProvider:
         s: ClbSettings = target.settings
         sid = self._server_certificate((s.account, s.region), bundle)
         started = self.clock()
-        last = ["has not answered"]
 
-        def settled() -> Binding | None:
-            try:
-                body = self._listener(s)
-            except CredentialError:
-                raise
-            except ProviderError as exc:
-                if not exc.retryable:
-                    raise
-                last[0] = f"could not be read ({exc})"
-                return None
-            served = self._served_id(s, body)
+        def probe() -> Outcome:
+            served = self._served_id(s, self._listener(s))
             if served != sid:
-                last[0] = f"uses server certificate {served or 'none'}, not {sid}"
-                return None
+                return f"uses server certificate {served or 'none'}, not {sid}"
             return Binding("ok", serial=bundle.serial, fingerprint=bundle.fingerprint,
                            not_after=bundle.not_after, cert_name=sid)
 
-        binding = wait_for(settled, deadline=deadline, stop=self.ctx.stop, what=f"clb: {target.name}",
-                           clock=self.clock, intervals=self.poll_intervals)
-        if binding is None:
-            raise VerificationError(f"clb: {target.name} {last[0]} after "
-                                    f"{format_duration(self.clock() - started)}")
-        verify = self.ctx.config.verify
-        if verify.tls:
-            wait_for_edge("clb", s.domain, bundle, connect_to=verify.connect_to, deadline=deadline,
-                          stop=self.ctx.stop, started=started, clock=self.clock,
-                          intervals=self.poll_intervals)
+        binding = wait_for_readback(f"clb: {target.name}", probe, deadline=deadline, ctx=self.ctx,
+                                    clock=self.clock, intervals=self.poll_intervals, started=started)
+        shake_hands("clb", (s.domain,), bundle, deadline=deadline, ctx=self.ctx, clock=self.clock,
+                    intervals=self.poll_intervals, started=started)
         self._delete_superseded((s.account, s.region), keep=sid)
         return binding
 

@@ -54,7 +54,7 @@ from providers.base import (
     Target,
 )
 from providers.certnames import KnownCertificates, Leaf, fingerprint_prefix, leaf_of_bundle, leaf_of_pem
-from providers.rollout import wait_for_rollout
+from providers.readback import wait_for_rollout
 from providers.settings import Section
 from providers.tls import POLL_INTERVALS
 

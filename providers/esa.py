@@ -48,7 +48,6 @@ from typing import Any
 
 from aliyunsdkcore.request import RpcRequest
 
-from daemon.durations import format_duration
 from providers.base import (
     Binding,
     CertificateBundle,
@@ -58,12 +57,12 @@ from providers.base import (
     ProviderContext,
     ProviderError,
     Target,
-    VerificationError,
 )
 from providers.certnames import KnownCertificates
 from providers.dcdn import account_api, parse_account
+from providers.readback import Outcome, shake_hands, wait_for_readback
 from providers.settings import Section
-from providers.tls import POLL_INTERVALS, wait_for, wait_for_edge
+from providers.tls import POLL_INTERVALS
 
 VERSION = "2024-09-10"
 #: ESA endpoints: esa.cn-hangzhou.aliyuncs.com (China site), esa.ap-southeast-1.aliyuncs.com
@@ -347,37 +346,19 @@ class EsaProvider:
     def verify(self, target: Target, bundle: CertificateBundle, deadline: float) -> Binding:
         s: EsaSettings = target.settings
         started = self.clock()
-        last: list[str] = ["has not answered"]
 
-        def settled() -> Binding | None:
-            try:
-                certs = self.site_certs(s)
-            except CredentialError:
-                raise
-            except ProviderError as exc:
-                if not exc.retryable:
-                    raise
-                last[0] = f"could not be read ({exc})"
-                return None
-            mine = [c for c in certs if c.fingerprint == bundle.fingerprint]
+        def probe() -> Outcome:
+            mine = [c for c in self.site_certs(s) if c.fingerprint == bundle.fingerprint]
             if mine and mine[0].status in _IN_EFFECT:
                 return Binding("ok", serial=bundle.serial, fingerprint=bundle.fingerprint,
                                not_after=bundle.not_after, cert_name=mine[0].name or None)
-            last[0] = (f"lists our certificate with Status {mine[0].status}" if mine
-                       else "does not list our certificate")
-            return None
+            return (f"lists our certificate with Status {mine[0].status}" if mine
+                    else "does not list our certificate")
 
-        binding = wait_for(settled, deadline=deadline, stop=self.ctx.stop, what=f"esa: {s.label}",
-                           clock=self.clock, intervals=self.poll_intervals)
-        if binding is None:
-            raise VerificationError(f"esa: {s.label} {last[0]} after "
-                                    f"{format_duration(self.clock() - started)}")
-        verify = self.ctx.config.verify
-        if verify.tls:
-            for host in self._hosts(s, bundle):
-                wait_for_edge("esa", host, bundle, connect_to=verify.connect_to, deadline=deadline,
-                              stop=self.ctx.stop, started=started, clock=self.clock,
-                              intervals=self.poll_intervals)
+        binding = wait_for_readback(f"esa: {s.label}", probe, deadline=deadline, ctx=self.ctx,
+                                    clock=self.clock, intervals=self.poll_intervals, started=started)
+        shake_hands("esa", self._hosts(s, bundle), bundle, deadline=deadline, ctx=self.ctx,
+                    clock=self.clock, intervals=self.poll_intervals, started=started)
         self._remove_superseded(s, bundle)
         return binding
 

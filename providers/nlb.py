@@ -30,7 +30,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.durations import format_duration
 from providers.aliyun.client import shared_api
 from providers.base import (
     Binding,
@@ -41,7 +40,6 @@ from providers.base import (
     ProviderContext,
     ProviderError,
     Target,
-    VerificationError,
 )
 from providers.loadbalancers import (
     REGION,
@@ -53,8 +51,9 @@ from providers.loadbalancers import (
     parse_account,
     rpc,
 )
+from providers.readback import Outcome, shake_hands, wait_for_readback
 from providers.settings import Section
-from providers.tls import POLL_INTERVALS, wait_for, wait_for_edge
+from providers.tls import POLL_INTERVALS, wait_for
 
 # NLB listener ids carry the port: "lsn-bp1bpn0kn908w4nbw****@80" (API reference examples).
 _LISTENER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@-]{2,127}$")
@@ -252,36 +251,19 @@ class NlbProvider:
         s: NlbSettings = target.settings
         cid = self._cas_id(bundle, s.account)
         started = self.clock()
-        last = ["has not answered"]
 
-        def settled() -> Binding | None:
-            try:
-                body = self._attribute(s)
-            except CredentialError:
-                raise
-            except ProviderError as exc:
-                if not exc.retryable:
-                    raise
-                last[0] = f"could not be read ({exc})"
-                return None
+        def probe() -> Outcome:
+            body = self._attribute(s)
             current, status = self._certificate(body), str(body.get("ListenerStatus") or "unknown")
             if current != cid:
-                last[0] = f"has certificate {current or 'none'}, not {cid}"
-                return None
+                return f"has certificate {current or 'none'}, not {cid}"
             if status in TRANSITIONAL:
-                last[0] = f"is still {status}"
-                return None
+                return f"is still {status}"
             return Binding("ok", serial=bundle.serial, fingerprint=bundle.fingerprint,
                            not_after=bundle.not_after, cert_name=cid)
 
-        binding = wait_for(settled, deadline=deadline, stop=self.ctx.stop, what=f"nlb: {target.name}",
-                           clock=self.clock, intervals=self.poll_intervals)
-        if binding is None:
-            raise VerificationError(f"nlb: {target.name} {last[0]} after "
-                                    f"{format_duration(self.clock() - started)}")
-        verify = self.ctx.config.verify
-        if verify.tls:
-            wait_for_edge("nlb", s.domain, bundle, connect_to=verify.connect_to, deadline=deadline,
-                          stop=self.ctx.stop, started=started, clock=self.clock,
-                          intervals=self.poll_intervals)
+        binding = wait_for_readback(f"nlb: {target.name}", probe, deadline=deadline, ctx=self.ctx,
+                                    clock=self.clock, intervals=self.poll_intervals, started=started)
+        shake_hands("nlb", (s.domain,), bundle, deadline=deadline, ctx=self.ctx, clock=self.clock,
+                    intervals=self.poll_intervals, started=started)
         return binding

@@ -48,7 +48,6 @@ from alibabacloud_oss_v2.transport import RequestsHttpClient
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from daemon.durations import format_duration
 from providers.aliyun import errors
 from providers.aliyun.errors import ClockSkewError
 from providers.base import (
@@ -60,11 +59,11 @@ from providers.base import (
     ProviderContext,
     ProviderError,
     Target,
-    VerificationError,
 )
 from providers.dcdn import account_api, parse_account
+from providers.readback import Outcome, shake_hands, wait_for_readback
 from providers.settings import Section
-from providers.tls import POLL_INTERVALS, wait_for, wait_for_edge
+from providers.tls import POLL_INTERVALS
 
 #: Every RAM action this provider needs (config/ram-policy.json; checked by a test).
 RAM_ACTIONS = ("oss:ListCname", "oss:PutCname", "yundun-cert:DescribeSSLCertificatePrivateKey",
@@ -346,31 +345,16 @@ class OssProvider:
         cas = cas_hub(self.ctx).ensure(bundle, s.account)
         wanted = f"{cas.cert_id}-{cas.region}"
         started = self.clock()
-        last = ["has not answered"]
 
-        def settled() -> Binding | None:
-            try:
-                state = self.list_cname(s).get(domain)
-            except CredentialError:
-                raise
-            except ProviderError as exc:
-                if not exc.retryable:
-                    raise
-                last[0] = f"could not be read ({exc})"
-                return None
+        def probe() -> Outcome:
+            state = self.list_cname(s).get(domain)
             if state is not None and state.cert_id == wanted and (state.status or "Enabled") == "Enabled":
                 return Binding("ok", serial=bundle.serial, fingerprint=bundle.fingerprint,
                                not_after=bundle.not_after, cert_name=wanted)
-            last[0] = f"has certificate {state.cert_id if state else None}"
-            return None
+            return f"has certificate {state.cert_id if state else None}"
 
-        binding = wait_for(settled, deadline=deadline, stop=self.ctx.stop, what=f"oss: {domain}",
-                           clock=self.clock, intervals=self.poll_intervals)
-        if binding is None:
-            raise VerificationError(f"oss: {domain} {last[0]} after {format_duration(self.clock() - started)}")
-        verify = self.ctx.config.verify
-        if verify.tls:
-            wait_for_edge("oss", domain, bundle, connect_to=verify.connect_to, deadline=deadline,
-                          stop=self.ctx.stop, started=started, clock=self.clock,
-                          intervals=self.poll_intervals)
+        binding = wait_for_readback(f"oss: {domain}", probe, deadline=deadline, ctx=self.ctx,
+                                    clock=self.clock, intervals=self.poll_intervals, started=started)
+        shake_hands("oss", (domain,), bundle, deadline=deadline, ctx=self.ctx, clock=self.clock,
+                    intervals=self.poll_intervals, started=started)
         return binding
