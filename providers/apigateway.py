@@ -41,6 +41,7 @@ from aliyunsdkcloudapi.request.v20160714.DescribeDomainRequest import DescribeDo
 from aliyunsdkcloudapi.request.v20160714.SetDomainCertificateRequest import SetDomainCertificateRequest
 
 from providers.aliyun.client import shared_api
+from providers.aliyun.rpc import request as _request
 from providers.base import (
     Binding,
     CertificateBundle,
@@ -73,13 +74,6 @@ class ApiGatewaySettings:
     group_id: str
     domain: str
     account: str = "default"  # the account entry owning the API group
-
-
-def _request(cls: type, **params: Any) -> Any:
-    request = cls()
-    for key, value in params.items():
-        request.add_query_param(key, value)
-    return request
 
 
 BOUND_DETAIL = "the custom domain is inactive (DomainBindingStatus BOUND)"

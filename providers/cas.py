@@ -278,13 +278,8 @@ class CasHub:
         return None
 
     def _default_api(self, account: str) -> Any:
-        from providers.aliyun import client
-        if account == "default":
-            return client.shared_api(self.ctx)
-        factory = getattr(client, "account_api", None)
-        if factory is None:
-            raise ProviderError(f"cas: account {account!r} is not configured")
-        return factory(self.ctx, account)
+        from providers.aliyun.client import shared_api
+        return shared_api(self.ctx, account)
 
     def _api(self, account: str) -> Any:
         return self._api_for(account)

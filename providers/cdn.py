@@ -47,6 +47,8 @@ from aliyunsdkcdn.request.v20180510.SetCdnDomainSSLCertificateRequest import (
 )
 
 from providers.aliyun.client import shared_api
+from providers.aliyun.rpc import items as _items
+from providers.aliyun.rpc import request as _request
 from providers.base import (
     Binding,
     CertificateBundle,
@@ -99,19 +101,6 @@ def _listed_domain(name: object) -> str:
     return api_domain(str(name or "").strip().rstrip("."))
 
 
-def _request(cls: type, **params: Any) -> Any:
-    request = cls()
-    for key, value in params.items():
-        request.add_query_param(key, value)
-    return request
-
-
-def _items(body: Mapping[str, Any], outer: str, inner: str) -> list[dict[str, Any]]:
-    container = body.get(outer)
-    value = container.get(inner) if isinstance(container, dict) else None
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
 def _page_size_refused(exc: ProviderError) -> bool:
     """The service refused our PageSize. No code for it is documented: a message naming
     PageSize, or the generic InvalidParameter (the gateway's answer to an out-of-range value),
@@ -140,13 +129,7 @@ class CdnProvider:
 
     def _api_for(self, account: str) -> Any:
         """The API of ``account`` (the given one for the default account)."""
-        if account == "default":
-            return self.api
-        from providers.aliyun import client
-        factory = getattr(client, "account_api", None)
-        if factory is None:
-            raise ProviderError(f"cdn: account {account!r} is not configured")
-        return factory(self.ctx, account)
+        return self.api if account == "default" else shared_api(self.ctx, account)
 
     # ------------------------------------------------------------------ config
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from providers.aliyun.client import shared_api
+from providers.aliyun.rpc import items as _items
 from providers.base import (
     Binding,
     CertificateBundle,
@@ -89,12 +90,6 @@ class ClbSettings:
 class _Stored:
     server_certificate_id: str
     ali_id: str | None  # the CAS CertId it references (None: uploaded as PEM)
-
-
-def _items(body: Mapping[str, Any], outer: str, inner: str) -> list[dict[str, Any]]:
-    container = body.get(outer)
-    value = container.get(inner) if isinstance(container, dict) else None
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 class ClbProvider:

@@ -43,6 +43,9 @@ from aliyunsdkdcdn.request.v20180115.SetDcdnDomainSSLCertificateRequest import (
     SetDcdnDomainSSLCertificateRequest,
 )
 
+from providers.aliyun.client import shared_api
+from providers.aliyun.rpc import items as _items
+from providers.aliyun.rpc import request as _request
 from providers.base import (
     Binding,
     CertificateBundle,
@@ -72,40 +75,9 @@ class DcdnSettings:
     account: str = "default"
 
 
-def _request(cls: type, **params: Any) -> Any:
-    request = cls()
-    for key, value in params.items():
-        request.add_query_param(key, value)
-    return request
-
-
-def _items(body: Mapping[str, Any], outer: str, inner: str) -> list[dict[str, Any]]:
-    container = body.get(outer)
-    value = container.get(inner) if isinstance(container, dict) else None
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
 def api_name(domain: str) -> str:
     """``*.example.com`` -> ``.example.com`` (the API's wildcard form); others unchanged."""
     return domain[1:] if domain.startswith("*.") else domain
-
-
-def parse_account(s: Section, defaults: ConfigDefaults) -> str:
-    """The ``account`` key every deploy block takes (default "default"), checked against the
-    configured account entries by the shared ``Section.account`` helper."""
-    return s.account(defaults.accounts)
-
-
-def account_api(ctx: ProviderContext, account: str) -> Any:
-    """The AliyunApi of ``account``: the run's shared one for "default", else the client
-    module's per-account factory (multi-account support)."""
-    from providers.aliyun import client
-    if account == "default":
-        return client.shared_api(ctx)
-    factory = getattr(client, "account_api", None)
-    if factory is None:
-        raise ProviderError(f"account {account!r} is not configured")
-    return factory(ctx, account)
 
 
 class DcdnProvider:
@@ -131,7 +103,7 @@ class DcdnProvider:
         before = len(errors)
         s = Section(raw, path, errors)
         domains = s.domains("domains", required=True, nonempty=True)
-        account = parse_account(s, defaults)
+        account = s.account(defaults.accounts)
         s.finish()
         if len(errors) > before:
             return None
@@ -142,7 +114,7 @@ class DcdnProvider:
         return [Target(cls.name, domain, settings, domain=domain) for domain in settings.domains]
 
     def api(self, account: str) -> Any:
-        return self._api_override if self._api_override is not None else account_api(self.ctx, account)
+        return self._api_override if self._api_override is not None else shared_api(self.ctx, account)
 
     # ------------------------------------------------------------------ read
 

@@ -48,6 +48,8 @@ from typing import Any
 
 from aliyunsdkcore.request import RpcRequest
 
+from providers.aliyun.client import shared_api
+from providers.aliyun.rpc import request as _request
 from providers.base import (
     Binding,
     CertificateBundle,
@@ -59,7 +61,6 @@ from providers.base import (
     Target,
 )
 from providers.certnames import KnownCertificates
-from providers.dcdn import account_api, parse_account
 from providers.readback import Outcome, shake_hands, wait_for_readback
 from providers.settings import Section
 from providers.tls import POLL_INTERVALS
@@ -124,13 +125,6 @@ class SiteCert:
     updated: str
 
 
-def _request(cls: type, **params: Any) -> Any:
-    request = cls()
-    for key, value in params.items():
-        request.add_query_param(key, value)
-    return request
-
-
 def _fingerprint(value: Any) -> str:
     return str(value or "").replace(":", "").strip().lower()
 
@@ -170,7 +164,7 @@ class EsaProvider:
         elif s.has("site") and s.has("site_id"):
             s.error("site_id", "give site or site_id, not both")
         region = s.str("region", "cn-hangzhou", choices=REGIONS)
-        account = parse_account(s, defaults)
+        account = s.account(defaults.accounts)
         s.finish()
         if len(errors) > before:
             return None
@@ -181,7 +175,7 @@ class EsaProvider:
         return [Target(cls.name, settings.label, settings, domain=settings.site)]
 
     def api(self, account: str) -> Any:
-        return self._api_override if self._api_override is not None else account_api(self.ctx, account)
+        return self._api_override if self._api_override is not None else shared_api(self.ctx, account)
 
     def _call(self, s: EsaSettings, request: Any) -> dict[str, Any]:
         return self.api(s.account).call("esa", request, region=s.region)

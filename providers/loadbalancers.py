@@ -20,6 +20,7 @@ from typing import Any
 
 from aliyunsdkcore.request import CommonRequest
 
+from providers.aliyun.client import shared_api
 from providers.base import CertificateBundle, ProviderContext
 
 REGION = re.compile(r"^[a-z]{2,}(?:-[a-z0-9]+)+$")
@@ -114,21 +115,6 @@ def parse_account(s: Any, defaults: Any) -> str | None:
     return None if len(s.errors) > before else account
 
 
-def api_for(ctx: ProviderContext, account: str) -> Any:
-    """The run's shared AliyunApi of ``account`` (the default one, or the access layer's
-    per-account client when several accounts are configured)."""
-    from providers.aliyun import client
-
-    if account == "default":
-        return client.shared_api(ctx)
-    factory = getattr(client, "account_api", None)
-    if factory is None:
-        from providers.base import ProviderError
-
-        raise ProviderError(f"account {account!r} is not configured")
-    return factory(ctx, account)
-
-
 def account_prefix(account: str) -> str:
     """Target names of another account start with ``<account>:`` (unique across accounts)."""
     return "" if account == "default" else f"{account}:"
@@ -149,7 +135,7 @@ class Accounts:
         if self._api is not None:
             return self._api
         if account not in self._apis:
-            self._apis[account] = api_for(self.ctx, account)
+            self._apis[account] = shared_api(self.ctx, account)
         return self._apis[account]
 
     def own(self, account: str) -> Ownership:

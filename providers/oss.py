@@ -49,6 +49,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from providers.aliyun import errors
+from providers.aliyun.client import shared_api
 from providers.aliyun.errors import ClockSkewError
 from providers.base import (
     Binding,
@@ -60,7 +61,6 @@ from providers.base import (
     ProviderError,
     Target,
 )
-from providers.dcdn import account_api, parse_account
 from providers.readback import Outcome, shake_hands, wait_for_readback
 from providers.settings import Section
 from providers.tls import POLL_INTERVALS
@@ -147,7 +147,7 @@ class OssProvider:
             if d.startswith("*."):
                 errors.add(f"{s.key_path('domains')}[{i}]", "wildcard custom domains are not supported "
                                                             "by the oss provider")
-        account = parse_account(s, defaults)
+        account = s.account(defaults.accounts)
         s.finish()
         if len(errors) > before:
             return None
@@ -161,7 +161,7 @@ class OssProvider:
     # ------------------------------------------------------------------ the SDK
 
     def api(self, account: str) -> Any:
-        return self._api_override if self._api_override is not None else account_api(self.ctx, account)
+        return self._api_override if self._api_override is not None else shared_api(self.ctx, account)
 
     def _client(self, s: OssSettings) -> oss.Client:
         key = (s.account, s.region)

@@ -493,12 +493,6 @@ def shared_api(ctx, account: str = "default") -> AliyunApi:
     return ctx.shared(key, lambda: _new_account_api(ctx, account))
 
 
-def account_api(ctx, account: str) -> AliyunApi:
-    """The providers' per-account hook: the run's shared AliyunApi of ``account`` (never a
-    second one, so an assumed role is assumed once per run, not once per call)."""
-    return shared_api(ctx, account)
-
-
 def _new_account_api(ctx, account: str) -> AliyunApi:
     """A new AliyunApi for the account entry ``account`` (see :func:`shared_api`)."""
     entry = ctx.config.aliyun.account(account)
