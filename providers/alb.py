@@ -32,37 +32,33 @@ alb:DissociateAdditionalCertificatesFromListener (and the CAS hub's).
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from providers.aliyun.client import shared_api
 from providers.base import (
     Binding,
     CertificateBundle,
     ConfigDefaults,
     ConfigErrors,
     CredentialError,
-    ProviderContext,
     ProviderError,
     Target,
 )
 from providers.loadbalancers import (
     REGION,
-    Accounts,
+    ListenerProvider,
     account_prefix,
     bundle_for,
     current_fingerprints,
     flat,
-    hub_of,
     listener_cas_id,
     parse_account,
     rpc,
 )
 from providers.readback import Outcome, shake_hands, wait_for_readback
 from providers.settings import Section
-from providers.tls import POLL_INTERVALS, wait_for
+from providers.tls import wait_for
 
 _LISTENER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,127}$")
 SLOTS = ("default", "sni")
@@ -104,25 +100,10 @@ def covers(domains: Sequence[str], name: str) -> bool:
     return False
 
 
-class AlbProvider:
+class AlbProvider(ListenerProvider):
     """Deploy to ALB HTTPS/QUIC listeners (``[[certificate.deploy]] provider = "alb"``)."""
 
-    kind = "deploy"
     name = "alb"
-
-    poll_intervals = POLL_INTERVALS
-
-    def __init__(self, ctx: ProviderContext, api: Any = None, hub: Any = None):
-        self.ctx = ctx
-        self.api = api if api is not None else shared_api(ctx)
-        self._hub = hub
-        self.accounts = Accounts(ctx, api, self.hub)
-        self.clock = time.monotonic
-
-    def hub(self) -> Any:
-        if self._hub is None:
-            self._hub = hub_of(self.ctx)
-        return self._hub
 
     # ------------------------------------------------------------------ config
 

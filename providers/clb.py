@@ -33,12 +33,10 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from providers.aliyun.client import shared_api
 from providers.aliyun.rpc import items as _items
 from providers.base import (
     Binding,
@@ -52,17 +50,15 @@ from providers.base import (
 )
 from providers.loadbalancers import (
     REGION,
-    Accounts,
+    ListenerProvider,
     account_prefix,
     bundle_for,
     current_fingerprints,
-    hub_of,
     parse_account,
     rpc,
 )
 from providers.readback import Outcome, shake_hands, wait_for_readback
 from providers.settings import Section
-from providers.tls import POLL_INTERVALS
 
 _LB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,127}$")
 _NAME_OK = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,79}$")
@@ -92,29 +88,17 @@ class _Stored:
     ali_id: str | None  # the CAS CertId it references (None: uploaded as PEM)
 
 
-class ClbProvider:
+class ClbProvider(ListenerProvider):
     """Deploy to CLB HTTPS listeners (``[[certificate.deploy]] provider = "clb"``)."""
 
-    kind = "deploy"
     name = "clb"
 
-    poll_intervals = POLL_INTERVALS
-
     def __init__(self, ctx: ProviderContext, api: Any = None, hub: Any = None):
-        self.ctx = ctx
-        self.api = api if api is not None else shared_api(ctx)
-        self._hub = hub
-        self.accounts = Accounts(ctx, api, self.hub)
-        self.clock = time.monotonic
+        super().__init__(ctx, api, hub)
         self._stores: dict[tuple[str, str], dict[str, _Stored]] = {}  # (account, region) -> store
         self._lock = threading.Lock()
         # (account, region, lb, port) -> server certificate ids the listener used when last read
         self._in_use: dict[tuple[str, str, str, int], set[str]] = {}
-
-    def hub(self) -> Any:
-        if self._hub is None:
-            self._hub = hub_of(self.ctx)
-        return self._hub
 
     # ------------------------------------------------------------------ config
 

@@ -15,6 +15,7 @@ deleted.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -22,6 +23,7 @@ from aliyunsdkcore.request import CommonRequest
 
 from providers.aliyun.client import shared_api
 from providers.base import CertificateBundle, ProviderContext
+from providers.tls import POLL_INTERVALS
 
 REGION = re.compile(r"^[a-z]{2,}(?:-[a-z0-9]+)+$")
 _CAS_ID = re.compile(r"^(\d+)-([a-z]{2,}(?:-[a-z0-9]+)+)$")
@@ -142,3 +144,24 @@ class Accounts:
         if account not in self._own:
             self._own[account] = Ownership(self._hub_getter, account)
         return self._own[account]
+
+
+class ListenerProvider:
+    """What the three load balancer providers share besides their API: the run's default API
+    (``api`` given by tests and bench serves every account), per-account clients and ownership
+    caches, and the CAS hub, looked up only when first needed."""
+
+    kind = "deploy"
+    poll_intervals = POLL_INTERVALS
+
+    def __init__(self, ctx: ProviderContext, api: Any = None, hub: Any = None):
+        self.ctx = ctx
+        self.api = api if api is not None else shared_api(ctx)
+        self._hub = hub
+        self.accounts = Accounts(ctx, api, self.hub)
+        self.clock = time.monotonic
+
+    def hub(self) -> Any:
+        if self._hub is None:
+            self._hub = hub_of(self.ctx)
+        return self._hub

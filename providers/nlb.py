@@ -25,35 +25,31 @@ RAM actions: nlb:ListListeners, nlb:GetListenerAttribute, nlb:UpdateListenerAttr
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from providers.aliyun.client import shared_api
 from providers.base import (
     Binding,
     CertificateBundle,
     ConfigDefaults,
     ConfigErrors,
     CredentialError,
-    ProviderContext,
     ProviderError,
     Target,
 )
 from providers.loadbalancers import (
     REGION,
-    Accounts,
+    ListenerProvider,
     account_prefix,
     bundle_for,
-    hub_of,
     listener_cas_id,
     parse_account,
     rpc,
 )
 from providers.readback import Outcome, shake_hands, wait_for_readback
 from providers.settings import Section
-from providers.tls import POLL_INTERVALS, wait_for
+from providers.tls import wait_for
 
 # NLB listener ids carry the port: "lsn-bp1bpn0kn908w4nbw****@80" (API reference examples).
 _LISTENER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@-]{2,127}$")
@@ -76,25 +72,10 @@ class NlbSettings:
     account: str = "default"
 
 
-class NlbProvider:
+class NlbProvider(ListenerProvider):
     """Deploy to NLB TCPSSL listeners (``[[certificate.deploy]] provider = "nlb"``)."""
 
-    kind = "deploy"
     name = "nlb"
-
-    poll_intervals = POLL_INTERVALS
-
-    def __init__(self, ctx: ProviderContext, api: Any = None, hub: Any = None):
-        self.ctx = ctx
-        self.api = api if api is not None else shared_api(ctx)
-        self._hub = hub
-        self.accounts = Accounts(ctx, api, self.hub)
-        self.clock = time.monotonic
-
-    def hub(self) -> Any:
-        if self._hub is None:
-            self._hub = hub_of(self.ctx)
-        return self._hub
 
     @classmethod
     def parse_config(cls, raw: Mapping[str, Any], path: str, errors: ConfigErrors,
