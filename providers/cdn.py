@@ -62,12 +62,10 @@ from providers.base import (
 from providers.cas import CasHub, cas_hub
 from providers.certnames import (
     KnownCertificates,
-    Leaf,
     fingerprint_prefix,
     leaf_of_bundle,
-    leaf_of_pem,
 )
-from providers.readback import wait_for_rollout
+from providers.readback import cert_info_binding, wait_for_rollout
 from providers.settings import Section
 from providers.tls import POLL_INTERVALS
 
@@ -245,31 +243,17 @@ class CdnProvider:
         infos = _items(body, "CertInfos", "CertInfo")
         info = next((i for i in infos if _listed_domain(i.get("DomainName")) == domain),
                     infos[0] if infos else None)
-        if info is None:
-            return Binding("none")
-        name = info.get("CertName") or None
-        if str(info.get("ServerCertificateStatus") or "").lower() != "on":
-            return Binding("none", cert_name=name, detail="HTTPS is off")
-        leaf: Leaf | None = None
-        if info.get("ServerCertificate"):
-            try:
-                leaf = leaf_of_pem(info["ServerCertificate"])
-            except ValueError:
-                leaf = None
-        status = str(info.get("Status") or "success").lower()
-        state = "ok" if status == "success" else "pending" if status in _PENDING else "error"
-        detail = None if state == "ok" else f"Status {status}"
-        cert_id = info.get("CertId")
-        known = self.known.lookup(leaf.fingerprint[:12]) if leaf is not None else None
-        if (known is not None and known.fingerprint == leaf.fingerprint and cert_id not in (None, "")
+        binding = cert_info_binding(info, https_field="ServerCertificateStatus",
+                                    pem_field="ServerCertificate", pending=_PENDING)
+        cert_id = info.get("CertId") if info else None
+        known = self.known.lookup(binding.fingerprint[:12]) if binding.fingerprint else None
+        if (known is not None and known.fingerprint == binding.fingerprint and cert_id not in (None, "")
                 and self.hub.identify(cert_id, account) is None):
             # Our PEM, but in a CAS certificate alicertd did not upload (a copy by hand, a
             # same-name upload): not ours to keep, so nothing here says it serves our bundle.
-            return Binding(state, not_after=leaf.not_after, cert_name=name,
+            return Binding(binding.state, not_after=binding.not_after, cert_name=binding.cert_name,
                            detail=f"CAS certificate {cert_id} was not uploaded by alicertd")
-        return Binding(state, serial=leaf.serial if leaf else None,
-                       fingerprint=leaf.fingerprint if leaf else None,
-                       not_after=leaf.not_after if leaf else None, cert_name=name, detail=detail)
+        return binding
 
     # ------------------------------------------------------------------ bind
 

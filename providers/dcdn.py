@@ -56,8 +56,8 @@ from providers.base import (
     ProviderError,
     Target,
 )
-from providers.certnames import KnownCertificates, Leaf, fingerprint_prefix, leaf_of_bundle, leaf_of_pem
-from providers.readback import wait_for_rollout
+from providers.certnames import KnownCertificates, fingerprint_prefix, leaf_of_bundle
+from providers.readback import cert_info_binding, wait_for_rollout
 from providers.settings import Section
 from providers.tls import POLL_INTERVALS
 
@@ -194,23 +194,7 @@ class DcdnProvider:
         infos = _items(body, "CertInfos", "CertInfo")
         info = next((i for i in infos if str(i.get("DomainName") or "").lower() == domain),
                     infos[0] if infos else None)
-        if info is None:
-            return Binding("none")
-        name = info.get("CertName") or None
-        if str(info.get("SSLProtocol") or "").lower() != "on":
-            return Binding("none", cert_name=name, detail="HTTPS is off")
-        leaf: Leaf | None = None
-        if info.get("SSLPub"):
-            try:
-                leaf = leaf_of_pem(info["SSLPub"])
-            except ValueError:
-                leaf = None
-        status = str(info.get("Status") or "success").lower()
-        state = "ok" if status == "success" else "pending" if status in _PENDING else "error"
-        return Binding(state, serial=leaf.serial if leaf else None,
-                       fingerprint=leaf.fingerprint if leaf else None,
-                       not_after=leaf.not_after if leaf else None, cert_name=name,
-                       detail=None if state == "ok" else f"Status {status}")
+        return cert_info_binding(info, https_field="SSLProtocol", pem_field="SSLPub", pending=_PENDING)
 
     # ------------------------------------------------------------------ bind
 

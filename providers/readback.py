@@ -12,7 +12,8 @@ verdicts, the messages and the deadline handling identical across providers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from daemon.durations import format_duration
 from providers.base import (
@@ -23,6 +24,7 @@ from providers.base import (
     ProviderError,
     VerificationError,
 )
+from providers.certnames import leaf_of_pem
 from providers.tls import wait_for, wait_for_edge
 
 #: What ``probe`` returns: the settled binding, or why the target is not there yet.
@@ -97,3 +99,28 @@ def wait_for_rollout(provider: str, domain: str, read: Callable[[], Binding],
     shake_hands(provider, (domain,), bundle, deadline=deadline, ctx=ctx, clock=clock,
                 intervals=intervals, started=started)
     return binding
+
+
+def cert_info_binding(info: Mapping[str, Any] | None, *, https_field: str, pem_field: str,
+                      pending: frozenset[str]) -> Binding:
+    """A Binding from one entry of CDN's DescribeDomainCertificateInfo or DCDN's
+    DescribeDcdnDomainCertificateInfo: the same shape under other field names (``https_field``
+    on|off, the served PEM in ``pem_field``, the rollout in ``Status``: ``success`` settled,
+    ``pending`` still rolling out, anything else failed)."""
+    if info is None:
+        return Binding("none")
+    name = info.get("CertName") or None
+    if str(info.get(https_field) or "").lower() != "on":
+        return Binding("none", cert_name=name, detail="HTTPS is off")
+    leaf = None
+    if info.get(pem_field):
+        try:
+            leaf = leaf_of_pem(info[pem_field])
+        except ValueError:
+            leaf = None
+    status = str(info.get("Status") or "success").lower()
+    state = "ok" if status == "success" else "pending" if status in pending else "error"
+    return Binding(state, serial=leaf.serial if leaf else None,
+                   fingerprint=leaf.fingerprint if leaf else None,
+                   not_after=leaf.not_after if leaf else None, cert_name=name,
+                   detail=None if state == "ok" else f"Status {status}")
