@@ -167,7 +167,9 @@ def update_listener_attribute(call: Call) -> dict:
     return {"JobId": str(uuid.uuid4())}
 
 
-def associate_additional(call: Call) -> dict:
+def _additional_change(call: Call) -> tuple:
+    """The listener and certificate ids of an Associate/Dissociate call, refused as both
+    actions refuse it: not HTTPS/QUIC, no or too many certificates, listener not Running."""
     lst = _listener(call)
     _https(lst)
     ids = _cert_ids(call)
@@ -177,6 +179,11 @@ def associate_additional(call: Call) -> dict:
         raise ApiError(400, "IllegalParamSize.Certificates",
                        f"Specify a maximum of {PER_REQUEST_MAX} certificates.")
     _running(lst, call.now)
+    return lst, ids
+
+
+def associate_additional(call: Call) -> dict:
+    lst, ids = _additional_change(call)
     for cid in ids:
         _existing(call, cid)
         if cid in lst.additional:
@@ -194,15 +201,7 @@ def associate_additional(call: Call) -> dict:
 
 
 def dissociate_additional(call: Call) -> dict:
-    lst = _listener(call)
-    _https(lst)
-    ids = _cert_ids(call)
-    if not ids:
-        raise ApiError(400, "MissingParam.Certificates", "The param of Certificates is missing.")
-    if len(ids) > PER_REQUEST_MAX:
-        raise ApiError(400, "IllegalParamSize.Certificates",
-                       f"Specify a maximum of {PER_REQUEST_MAX} certificates.")
-    _running(lst, call.now)
+    lst, ids = _additional_change(call)
     for cid in ids:
         if lst.additional.get(cid) != "Associated":
             raise ApiError(400, "ResourceNotAssociated.Certificate",
