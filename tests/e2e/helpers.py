@@ -47,8 +47,10 @@ def pebble_orders(world: World) -> int:
 
 
 def pebble_issued(world: World) -> list[str]:
-    """Serials Pebble issued so far, in order."""
-    return re.findall(r"Issued certificate serial ([0-9a-f]+) for order", pebble_log(world))
+    """Serials Pebble issued so far, in order, written as alicertd writes serials (lowercase
+    hex without leading zeros: Pebble pads its log's serials to whole bytes)."""
+    return [format(int(s, 16), "x")
+            for s in re.findall(r"Issued certificate serial ([0-9a-f]+) for order", pebble_log(world))]
 
 
 def pebble_new_accounts(world: World) -> int:
