@@ -1,9 +1,11 @@
 """Prometheus metrics in the text exposition format (0.0.4), without a client library.
 
-Seven series are all alicertd exports, so a registry of a few dozen lines beats a dependency.
+Ten series are all alicertd exports, so a registry of a few dozen lines beats a dependency.
 The series answer the questions an alert needs: when does each certificate (and each target's
-served copy) expire, when did each last succeed, is the daemon still cycling, and how often do
-issuance, deployment and failures happen (``provider="acme"`` counts issuance failures).
+served copy) expire, when did each last succeed, is the daemon still cycling, how often do
+issuance, deployment and failures happen (``provider="acme"`` counts issuance failures), and is
+the daemon running the configuration on disk (the reload series, named as Prometheus names its
+own ``prometheus_config_last_reload_*``, so existing alert rules carry over).
 
 :class:`MetricsServer` serves ``/metrics`` and ``/healthz`` from a daemon thread; it is off
 unless ``[metrics] listen`` is set, and should listen on loopback unless something scrapes it.
@@ -154,6 +156,15 @@ class DaemonMetrics:
         self.failures = r.counter(
             "alicertd_failures_total",
             'Failed operations, by provider ("acme" for issuance).', ("provider",))
+        self.reload_successful = r.gauge(
+            "alicertd_config_last_reload_successful",
+            "1 when the last configuration reload (SIGHUP) was applied, 0 when it was refused.")
+        self.reload_success_time = r.gauge(
+            "alicertd_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded (the daemon's start or a reload), in Unix seconds.")
+        self.reloads_refused = r.counter(
+            "alicertd_config_reloads_refused_total",
+            "Configuration reloads refused; the daemon kept running on its previous configuration.")
 
     def render(self) -> str:
         return self.registry.render()

@@ -3,11 +3,13 @@
 The scheduler calls the same :class:`~daemon.cycle.Cycle` as ``--run-now``; this module only
 adds what a service needs: the state lock held while a cycle runs (so a ``--run-now`` beside us
 waits instead of racing), SIGTERM/SIGINT (stop taking work, let in-flight steps finish or
-abandon them with their DNS records removed, exit 0 within 10 s), SIGHUP (reload; a bad file
-keeps the old config), sd_notify READY/WATCHDOG/STOPPING, metrics, and a wake-up at each
-certificate's own next renewal time (its ARI pick, its lifetime rule, or a failure's backoff),
-whatever ``interval``/``cron`` say: those stay the cadence for checking targets and ARI, and a
-6-day certificate must not wait for a 3-day interval.
+abandon them with their DNS records removed, exit 0 within 10 s), SIGHUP (reload: the new
+config applied whole, or refused and the old one kept whole; a refusal fails /healthz, the
+reload metrics, a notification and ``status`` until a reload succeeds, see daemon.reloads),
+sd_notify READY/RELOADING/WATCHDOG/STOPPING, metrics, and a wake-up at each certificate's own
+next renewal time (its ARI pick, its lifetime rule, or a failure's backoff), whatever
+``interval``/``cron`` say: those stay the cadence for checking targets and ARI, and a 6-day
+certificate must not wait for a 3-day interval.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from daemon import planner
 from daemon.config import Config
 from daemon.cycle import Cycle, parse_time
+from daemon.reloads import ReloadOutcome, public_reason
 from daemon.state import StateLocked, StateStore
 
 log = logging.getLogger("alicertd")
@@ -36,10 +39,18 @@ class Service:
         self.config = config
         self.config_loader = config_loader
         self.stop_event = threading.Event()
-        self.metrics = None
+        from daemon.metrics import DaemonMetrics
+        # Kept with or without [metrics] listen: a reload may turn the endpoint on, and it then
+        # shows the reloads and cycles before it.
+        self.metrics = DaemonMetrics()
         self.metrics_server = None
         self.scheduler = None
         self.last_result_ok: bool | None = None  # for /healthz: None until the first cycle
+        self.last_reload = ReloadOutcome(ok=True, at=datetime.now(UTC))  # the start loaded it
+        self.metrics.reload_successful.set(1)
+        self.metrics.reload_success_time.set(self.last_reload.at)
+        self.metrics.reloads_refused.inc(0)
+        self._reload_lock = threading.Lock()
 
     def run_cycle(self) -> None:
         config = self.config  # a reload swaps the attribute; this cycle keeps its config
@@ -81,36 +92,155 @@ class Service:
 
     def health(self) -> dict:
         """/healthz: "failing" (HTTP 503) after a cycle in which anything failed, a cycle that
-        could not run included; "ok" otherwise."""
+        could not run included, and while the last reload stands refused (``reload_refused``
+        says when and why: the daemon runs a configuration that is not the file's); "ok"
+        otherwise."""
         from daemon.metrics import _health_from
         doc = _health_from(self.metrics.registry) if self.metrics is not None else {"last_cycle": None}
-        doc["status"] = "failing" if self.last_result_ok is False else "ok"
+        refused = self.last_reload.refused()
+        doc["status"] = "failing" if self.last_result_ok is False or refused else "ok"
+        doc["reload_refused"] = refused
         return doc
 
     def reload(self) -> None:
+        """SIGHUP: apply the file whole, or keep the running configuration whole and report the
+        refusal everywhere. Never raises (it runs in its own thread, where an exception would
+        only print a traceback), and one at a time, so that two quick SIGHUPs cannot interleave.
+        RELOADING=1 is always followed by READY=1: without it systemd shows the unit reloading
+        until its timeout."""
+        from daemon import sdnotify
+        with self._reload_lock:
+            if self.stop_event.is_set():
+                log.info("reload ignored: the daemon is stopping")
+                return
+            previous = self.config
+            sdnotify.reloading()
+            status = "running"
+            try:
+                reasons = self._load_and_apply()
+                outcome = ReloadOutcome(not reasons, datetime.now(UTC), tuple(map(public_reason, reasons)))
+                self.last_reload = outcome
+                if reasons:
+                    status = f"running the previous configuration; reload refused: {outcome.reasons[0]}"
+            finally:
+                sdnotify.ready(status)
+            self._report_reload(outcome, previous)
+
+    def _load_and_apply(self) -> list[str]:
+        """Load and apply the file; the reasons it was refused (nothing changed), or []."""
         from daemon.config_load import ConfigError
+        from daemon.reloads import load_error_line
         try:
             new = self.config_loader()
         except ConfigError as exc:
-            for line in exc.lines():
-                log.error("reload refused, keeping the old configuration: %s", line)
-            return
-        self.config = new
+            return exc.lines()
+        except Exception as exc:  # noqa: BLE001 - an unreadable file or a bug must not end the daemon
+            log.debug("loading the configuration failed", exc_info=True)
+            return [load_error_line(self.config.path, exc)]
+        try:
+            self._apply(new)
+        except _Refused as exc:
+            return [f"{new.path}: {exc}"]
+        except Exception as exc:  # noqa: BLE001 - as above; _apply has undone its steps
+            log.debug("applying the configuration failed", exc_info=True)
+            return [load_error_line(new.path, exc)]
         log.info("configuration reloaded from %s (%d certificate(s))", new.path, len(new.certificates))
-        if self.scheduler is not None:
-            self.scheduler.reschedule(new.schedule)
+        from daemon.renewal_rules import renewal_warnings
+        try:
+            for line in renewal_warnings(new):
+                log.warning("%s", line)
+        except Exception:  # noqa: BLE001 - advice only; the reload is done
+            log.debug("renewal warnings failed", exc_info=True)
+        return []
+
+    def _apply(self, new: Config) -> None:
+        """Switch to ``new``: the steps that can fail (the schedule's trigger, a new state dir,
+        a new metrics address) are prepared first, and a failure undoes what was prepared, so
+        the running configuration stays whole. A new metrics address is bound before the old
+        one is closed: moving to another address on the same port needs a restart."""
+        from daemon.errors import describe_error
+        from daemon.metrics import MetricsServer
+        from daemon.scheduler import make_trigger
+        from daemon.state import StateError
+        old = self.config
+        try:
+            make_trigger(new.schedule)
+        except ValueError as exc:
+            raise _Refused(f"schedule: {exc}") from None
+        if new.state_dir != old.state_dir:
+            try:
+                StateStore(new.state_dir).ensure()
+            except StateError as exc:
+                raise _Refused(f"state_dir: {exc}") from None
+        moved = new.metrics.listen != old.metrics.listen
+        server = None
+        if moved and new.metrics.listen:
+            server = MetricsServer(self.metrics, new.metrics.listen, health=self.health)
+            try:
+                server.start()
+            except (OSError, ValueError) as exc:
+                raise _Refused(f"metrics.listen: cannot listen on {new.metrics.listen}: "
+                               f"{describe_error(exc)[1]}") from None
+        self.config = new  # before the reschedule: the cycle it starts must see the new config
+        try:
+            if self.scheduler is not None:
+                self.scheduler.reschedule(new.schedule)
+        except Exception as exc:
+            self.config = old
+            if server is not None:
+                server.stop()
+            try:
+                self.scheduler.reschedule(old.schedule, run_now=False)
+            except Exception as again:  # noqa: BLE001
+                log.error("could not restore the previous schedule: %s", describe_error(again)[1])
+            raise _Refused(f"schedule: cannot apply it: {describe_error(exc)[1]}") from None
+        if moved:
+            replaced, self.metrics_server = self.metrics_server, server
+            if replaced is not None:
+                replaced.stop()
+            if server is not None:
+                log.info("metrics at http://%s/metrics", new.metrics.listen)
+            else:
+                log.info("metrics endpoint closed (no [metrics] listen)")
+
+    def _report_reload(self, outcome: ReloadOutcome, previous: Config) -> None:
+        """The outcome everywhere but /healthz (which reads ``last_reload``): the journal, the
+        metrics, ``state_dir/reload.json`` for ``status`` (cleared in the previous state dir too
+        when a reload moved it), and one notification for a refusal."""
+        from daemon.errors import describe_error
+        for line in outcome.reasons:
+            log.error("reload refused, keeping the old configuration: %s", line)
+        self.metrics.reload_successful.set(1 if outcome.ok else 0)
+        if outcome.ok:
+            self.metrics.reload_success_time.set(outcome.at)
+        else:
+            self.metrics.reloads_refused.inc()
+        for state_dir in sorted({previous.state_dir, self.config.state_dir}):
+            store = StateStore(state_dir)
+            try:
+                if outcome.ok:
+                    store.clear_reload_refused()
+                else:
+                    store.write_reload_refused(outcome.refused())
+            except Exception as exc:  # noqa: BLE001 - the other surfaces still tell
+                log.warning("cannot record the reload outcome in %s: %s", state_dir, describe_error(exc)[1])
+        if not outcome.ok and self.config.notify:
+            from daemon.notify import Notifier
+            from daemon.reloads import refused_event
+            Notifier(self.config.notify, log).send(refused_event(outcome))
 
     def run(self) -> int:
         from daemon import sdnotify
         from daemon.scheduler import DaemonScheduler, install_signal_handlers
 
-        StateStore(self.config.state_dir).ensure()
+        store = StateStore(self.config.state_dir)
+        store.ensure()
+        store.clear_reload_refused()  # a refusal of an earlier process: this one loaded the file
         from daemon.renewal_rules import renewal_warnings
         for line in renewal_warnings(self.config):
             log.warning("%s", line)
         if self.config.metrics.listen:
-            from daemon.metrics import DaemonMetrics, MetricsServer
-            self.metrics = DaemonMetrics()
+            from daemon.metrics import MetricsServer
             self.metrics_server = MetricsServer(self.metrics, self.config.metrics.listen, health=self.health)
             self.metrics_server.start()
             log.info("metrics at http://%s/metrics", self.config.metrics.listen)
@@ -146,6 +276,10 @@ class Service:
             os._exit(0)
         log.info("stopped")
         return 0
+
+
+class _Refused(Exception):
+    """A step of applying a reloaded config failed; the message names its key."""
 
 
 def _has_failures(result) -> bool:

@@ -15,6 +15,7 @@ Layout (all below ``state_dir``, which is 0700)::
     runtime/NAME.json                       last result, error, failure backoff, ARI answer
     journal/dns/<id>.json                   DNS records being created, until cleaned up
     cas/certificates.json                   CAS certificates alicertd uploaded (ids, per account)
+    reload.json                             the daemon's last refused config reload (when, why)
 
 Why a symlink per certificate: the key and the chain must change together. Two renames can be
 torn apart by a crash; replacing one symlink cannot. Every regular file is written as temp file
@@ -420,3 +421,29 @@ class StateStore:
 
     def write_runtime(self, name: str, data: dict[str, Any]) -> None:
         atomic_write(self.root / "runtime" / f"{check_name(name)}.json", _json_bytes(data))
+
+    # -- the daemon's refused reload ---------------------------------------------
+
+    def read_reload_refused(self) -> dict[str, Any] | None:
+        """What the daemon recorded when it refused a reload (``at``, ``reasons``), or None."""
+        data = _read_json(self.root / "reload.json")
+        return data if isinstance(data, dict) else None
+
+    def write_reload_refused(self, data: dict[str, Any]) -> None:
+        """Written without the state lock: a cycle may hold it for minutes, and ``status`` must
+        show a refusal at once. One writer (the daemon's reload, one at a time) and one file
+        replaced atomically need no lock; but a process taking the lock sweeps temp files, which
+        can remove ours before its rename (see :meth:`_sweep_temp_files`): then write again."""
+        for attempt in (1, 2):
+            try:
+                atomic_write(self.root / "reload.json", _json_bytes(data))
+                return
+            except FileNotFoundError:
+                if attempt == 2 or not self.exists():
+                    raise
+
+    def clear_reload_refused(self) -> None:
+        """A reload (or a start) that loaded the configuration: nothing is refused any more."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.root / "reload.json")
+            _fsync_dir(self.root)

@@ -57,7 +57,21 @@ def collect_status(config: Config, now: datetime | None = None) -> dict[str, Any
                     "deployed_at": rec.get("deployed_at"), "last_error": rec.get("last_error")})
         entry["cas"] = _cas_ids(store, cert.name, stored)
         certs.append(entry)
-    return {"certificates": certs, "state_dir": str(config.state_dir), "generated_at": rfc3339(now)}
+    return {"certificates": certs, "state_dir": str(config.state_dir), "generated_at": rfc3339(now),
+            "reload_refused": _reload_refused(store)}
+
+
+def _reload_refused(store: StateStore) -> dict[str, Any] | None:
+    """The daemon's last reload, when it was refused (``at``, ``reasons``): the daemon then
+    runs a configuration that is not this file's. None once a reload (or a start) succeeded."""
+    try:
+        record = store.read_reload_refused() if store.exists() else None
+    except StateError as exc:
+        return {"at": None, "reasons": [str(exc)]}
+    if record is None:
+        return None
+    reasons = record.get("reasons")
+    return {"at": record.get("at"), "reasons": [str(r) for r in reasons] if isinstance(reasons, list) else []}
 
 
 def run_status(config: Config, *, as_json: bool) -> int:
@@ -86,6 +100,12 @@ def run_status(config: Config, *, as_json: bool) -> int:
     if crows:
         print()
         sys.stdout.write(render_table(["certificate", "account", "CAS id", "CAS region"], crows))
+    refused = doc["reload_refused"]
+    if refused:
+        print(f"\nconfiguration reload refused at {refused['at'] or '?'}; "
+              "the daemon kept its previous configuration:")
+        for reason in refused["reasons"]:
+            print(f"  {reason}")
     return 0
 
 

@@ -23,6 +23,9 @@ def test_render_exact():
     m.issuances.inc(certificate="www")
     m.deployments.inc(0, provider="cdn")
     m.failures.inc(provider="acme")
+    m.reload_successful.set(0)
+    m.reload_success_time.set(1764151100)
+    m.reloads_refused.inc()
     assert m.render() == """\
 # HELP alicertd_certificate_not_after_seconds Expiry (notAfter) of the current certificate, in Unix seconds.
 # TYPE alicertd_certificate_not_after_seconds gauge
@@ -45,6 +48,15 @@ alicertd_deployments_total{provider="cdn"} 0
 # HELP alicertd_failures_total Failed operations, by provider ("acme" for issuance).
 # TYPE alicertd_failures_total counter
 alicertd_failures_total{provider="acme"} 1
+# HELP alicertd_config_last_reload_successful 1 when the last configuration reload (SIGHUP) was applied, 0 when it was refused.
+# TYPE alicertd_config_last_reload_successful gauge
+alicertd_config_last_reload_successful 0
+# HELP alicertd_config_last_reload_success_timestamp_seconds When the configuration was last loaded (the daemon's start or a reload), in Unix seconds.
+# TYPE alicertd_config_last_reload_success_timestamp_seconds gauge
+alicertd_config_last_reload_success_timestamp_seconds 1764151100
+# HELP alicertd_config_reloads_refused_total Configuration reloads refused; the daemon kept running on its previous configuration.
+# TYPE alicertd_config_reloads_refused_total counter
+alicertd_config_reloads_refused_total 1
 """
 
 

@@ -1,11 +1,16 @@
 """Signals to the daemon: SIGTERM in the middle of a cycle (exit 0 within 10 s, no challenge
 record left behind), SIGHUP reloads (a new certificate is issued; a broken file is refused and
-the daemon keeps running on the old configuration)."""
+the daemon keeps running on the old configuration, failing /healthz, its metrics, a notification
+and ``status`` until a reload succeeds)."""
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import time
+import urllib.error
+import urllib.request
 
 from tests.e2e.helpers import (
     WWW_TARGETS,
@@ -22,6 +27,7 @@ from tests.e2e.helpers import (
     wait_log,
     www_cert,
 )
+from tests.support.pebble import free_port
 from tests.support.world import World, wait_for
 
 
@@ -123,3 +129,72 @@ def test_sigterm_while_waiting_for_a_cdn_rollout_exits_0_within_10s(world, tmp_p
     assert World.chain_serial(state, "www") == serial
     assert_serves(world, state, "www", WWW_TARGETS)
     assert call_count(world, "SetCdnDomainSSLCertificate", since) == 0
+
+
+def _healthz(port: int) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:  # noqa: S310
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _metric(port: int, name: str) -> float | None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:  # noqa: S310
+        m = re.search(rf"^{name} (\S+)$", resp.read().decode(), re.M)
+    return float(m.group(1)) if m else None
+
+
+def test_a_refused_reload_fails_healthz_metrics_notify_and_status_until_a_good_one(world, tmp_path):
+    """The commonest refusal under systemd: the new config names a variable that the env file
+    gained after the start (EnvironmentFile= is read once). ``status`` in the operator's shell
+    has it, so it reads the file and shows what the daemon recorded."""
+    port = free_port()
+    with WebhookReceiver() as hook:
+        extra = {"metrics": {"listen": f"127.0.0.1:{port}"},
+                 "notify": [{"kind": "webhook", "url": hook.url, "events": ["failure"]}]}
+        config = world.write_config(tmp_path, [www_cert()], extra=extra)
+        good = config.read_text()
+        log = tmp_path / "daemon.log"
+        shell = {"ROBOT_TOKEN": "t0ken-only-in-the-shell"}
+        with running_daemon(world, config, log) as proc:
+            wait_log(log, r"cycle done", 30)
+            status, doc = _healthz(port)
+            assert (status, doc["status"], doc["reload_refused"]) == (200, "ok", None), doc
+            assert _metric(port, "alicertd_config_last_reload_successful") == 1
+            started = _metric(port, "alicertd_config_last_reload_success_timestamp_seconds")
+
+            config.write_text(good + '\n[[notify]]\nkind = "webhook"\n'
+                              'url = "https://hooks.example.com/x?token=${ROBOT_TOKEN}"\n')
+            proc.send_signal(signal.SIGHUP)
+            status, doc = wait_for(lambda: (h := _healthz(port))[0] == 503 and h, 10, "/healthz failing")
+            assert doc["status"] == "failing"
+            assert doc["reload_refused"]["reasons"] == [
+                f"{config}: notify[1].url: environment variable ROBOT_TOKEN is not set"]
+            assert _metric(port, "alicertd_config_last_reload_successful") == 0
+            assert _metric(port, "alicertd_config_reloads_refused_total") == 1
+            wait_for(lambda: hook.bodies("failure"), 10, "the refusal's notification")
+            assert [b["title"] for b in hook.bodies("failure")] == ["alicertd: configuration reload refused"]
+
+            text = world.cli(config, "status", env=shell)
+            assert text.returncode == 0, text.stderr
+            assert "configuration reload refused at" in text.stdout
+            assert "notify[1].url: environment variable ROBOT_TOKEN is not set" in text.stdout
+            listed = world.cli(config, "status", "--json", env=shell)
+            assert json.loads(listed.stdout)["reload_refused"] == doc["reload_refused"]
+            assert proc.poll() is None
+
+            config.write_text(good)
+            proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: _healthz(port)[0] == 200, 10, "/healthz ok again")
+            assert _healthz(port)[1]["reload_refused"] is None
+            assert _metric(port, "alicertd_config_last_reload_successful") == 1
+            assert _metric(port, "alicertd_config_last_reload_success_timestamp_seconds") > started
+            assert _metric(port, "alicertd_config_reloads_refused_total") == 1
+            text = world.cli(config, "status")
+            assert text.returncode == 0 and "reload refused" not in text.stdout, text.stdout
+            assert json.loads(world.cli(config, "status", "--json").stdout)["reload_refused"] is None
+            wait_log(log, r"cycle done", 30, count=2)  # the reload's cycle
+            assert _healthz(port)[0] == 200
+        assert len(hook.bodies("failure")) == 1, hook.bodies("failure")
+    assert "Traceback" not in log_text(log)

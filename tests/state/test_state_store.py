@@ -233,3 +233,35 @@ def test_a_renewal_never_reuses_the_current_key(tmp_path: Path):
     crashed = private_key_to_pem(generate_private_key("ec256"))  # an order in flight: kept
     store.write_pending_key("www", crashed.encode("ascii"))
     assert private_key_to_pem(issuer._pending_key(CertificateConfig(name="www", domains=("example.com",)))) == crashed
+
+
+def test_reload_record_roundtrip_and_clear(tmp_path: Path):
+    store = StateStore(tmp_path / "state")
+    store.ensure()
+    assert store.read_reload_refused() is None
+    store.write_reload_refused({"at": "2026-01-01T00:00:00Z", "reasons": ["a.toml: x: bad"]})
+    path = tmp_path / "state" / "reload.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert store.read_reload_refused() == {"at": "2026-01-01T00:00:00Z", "reasons": ["a.toml: x: bad"]}
+    store.clear_reload_refused()
+    store.clear_reload_refused()  # nothing to clear: fine
+    assert store.read_reload_refused() is None and not path.exists()
+
+
+def test_reload_record_survives_a_sweep_of_its_temp_file(tmp_path: Path, monkeypatch):
+    """Written without the state lock: another process taking the lock may sweep the temp file
+    before the rename; the record is then written again, not lost."""
+    store = StateStore(tmp_path / "state")
+    store.ensure()
+    real_replace = os.replace
+    swept = []
+
+    def replace_after_a_sweep(src, dst):
+        if not swept:
+            swept.append(src)
+            StateStore(tmp_path / "state")._sweep_temp_files()  # as another process's lock() does
+        return real_replace(src, dst)
+
+    monkeypatch.setattr("daemon.state.os.replace", replace_after_a_sweep)
+    store.write_reload_refused({"at": None, "reasons": ["r"]})
+    assert swept and store.read_reload_refused() == {"at": None, "reasons": ["r"]}
