@@ -14,7 +14,7 @@ from typing import Protocol
 
 from daemon.acme import jws
 from daemon.acme.client import AcmeClient, Authorization, CertificateChain, Challenge, Order
-from daemon.acme.problems import AcmeError, AcmeProtocolError, AcmeUnreachable
+from daemon.acme.problems import AcmeError, AcmeProtocolError
 from daemon.keys import CertInfo, PrivateKey, build_csr, certificate_info, key_matches_certificate
 
 DEFAULT_DEADLINE = 900.0  # seconds for one issuance, DNS propagation included
@@ -57,8 +57,12 @@ def issue_certificate(client: AcmeClient, domains: Sequence[str], cert_key: Priv
 
     ``replaces``: the ARI id of the certificate being renewed; when the CA rejects the order
     because of it (``alreadyReplaced`` after a crash past finalize, or any other refusal of an
-    order that carried it), the order is placed once more without it: ``replaces`` is a hint
-    for the CA's rate limits, never worth a certificate that cannot be renewed.
+    order that carried it; a retryable failure is one only when the CA's orders list showed
+    that it created nothing, ``AcmeError.nothing_created``), the order is placed once more
+    without it: ``replaces`` is a hint for the CA's rate limits, never worth a certificate that
+    cannot be renewed. A retryable failure of newOrder (its answer lost and the CA's orders list
+    unable to say whether the order exists) ends this attempt before any challenge record is
+    made; the caller's failure backoff tries again.
     ``resume_order``: the URL of an order a crashed attempt left (see ``on_order``); it is read
     back and continued (valid: download; processing: wait; ready: finalize; pending: answer)
     when it is for the same names and usable, else a new order is placed. ``on_order`` is
@@ -152,7 +156,11 @@ def _new_order(client: AcmeClient, domains: Sequence[str], replaces: str | None,
     try:
         return client.new_order(domains, replaces=replaces, profile=profile)
     except AcmeError as exc:
-        if not replaces or isinstance(exc, AcmeUnreachable):
+        if not replaces or (exc.retryable and not exc.nothing_created):
+            # A transient failure is no refusal of ``replaces``, and after a lost answer that
+            # new_order could not read back, ordering again would be the blind repeat it avoids.
+            # A 5xx twice with no order created is a refusal (Pebble's to a ``replaces`` it
+            # cannot match).
             raise
         # alreadyReplaced (an earlier order for it was finalized: a crash or a lost download),
         # or a CA that does not know the certificate: the renewal must not depend on it.

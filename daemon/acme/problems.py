@@ -52,6 +52,9 @@ class AcmeError(Exception):
         self.identifier = identifier
         self.subproblems = tuple(subproblems)
         self.order_url: str | None = None  # set when the error ended an order (issue.py)
+        # newOrder only: the account's orders list, read after this error, shows that the CA
+        # created no order for the request (orders.py), so a different order is no blind repeat.
+        self.nothing_created = False
         super().__init__(self._message())
 
     def _message(self) -> str:

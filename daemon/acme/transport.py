@@ -10,7 +10,7 @@ knows what an order is. What it guarantees:
 * ``badNonce`` retried at once with a fresh nonce, at most ``max_bad_nonce`` times (§6.5);
 * connection errors and 5xx retried with a bounded, jittered backoff that honours
   ``Retry-After`` but never sleeps past the deadline — except for a POST the caller marks
-  ``retry=False`` (finalize, key change): once such a request may have reached the CA
+  ``retry=False`` (newOrder, finalize, key change): once such a request may have reached the CA
   (a timeout, a dropped connection, a 5xx) it is never sent again blindly; the caller re-reads
   the resource instead. Only a connection that was never made is retried for those;
 * every problem document raised as the typed exception of ``problems.PROBLEM_TYPES``, and

@@ -79,6 +79,25 @@ def test_already_replaced_leads_to_a_plain_reorder(client, solver, zone):
     assert again.cert_info.serial not in (first.cert_info.serial,)
 
 
+def test_a_replaces_pebble_answers_with_a_500_is_dropped_once_nothing_was_created(client, solver, zone):
+    """Pebble answers a ``replaces`` naming a serial it never issued with a 500 (and, now and
+    then, one it did issue: it files the serial only after the order already shows valid).
+    newOrder is not repeated blindly, but once the orders list shows that neither try created
+    an order, that 500 is a refusal and the renewal orders without ``replaces``."""
+    first = issue_certificate(client, [zone], keys.generate_private_key("ec256"), solver,
+                              deadline_seconds=DEADLINE, profile="default")
+    issuer_key_id = keys.ari_cert_id(first.fullchain_pem).split(".")[0]
+    unknown = issuer_key_id + ".AQIDBAUGBwg"  # Pebble's issuer, a serial it never issued
+    with pytest.raises(p.ServerInternal) as info:
+        client.new_order([zone], replaces=unknown, profile="default")
+    assert info.value.nothing_created
+
+    again = issue_certificate(client, [zone], keys.generate_private_key("ec256"), solver,
+                              deadline_seconds=DEADLINE, profile="default", replaces=unknown)
+
+    assert again.cert_info.serial != first.cert_info.serial
+
+
 def test_a_finalized_order_is_picked_up_with_the_same_key(client, solver, zone):
     key = keys.generate_private_key("ec256")
     seen: list[str] = []

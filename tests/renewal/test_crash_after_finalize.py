@@ -3,86 +3,41 @@ moment Pebble has finalized a renewal (the CA has issued and marked the old cert
 replaced), before the answer reaches it. The next ``--run-now`` completes the renewal.
 
 The kill needs to know when finalize happened, so the ACME traffic goes through a loopback
-proxy that terminates TLS with Pebble's own listener certificate and forwards every request
-unchanged (Host header included, so Pebble's URLs and the JWS ``url`` checks stay as they are).
+proxy in front of Pebble (tests/support/acme_proxy.py) that forwards every request unchanged.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import requests
 
 from tests.e2e.helpers import pebble_issued
+from tests.support.acme_proxy import PebbleProxy
 from tests.support.world import World, wait_for
 
 pytestmark = pytest.mark.pebble
-HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
 
 
-class KillingProxy:
-    """Forwards to Pebble; after forwarding a finalize while ``victim`` is set, SIGKILLs it
-    and drops the connection unanswered."""
+class KillingProxy(PebbleProxy):
+    """After forwarding a finalize while ``victim`` is set, SIGKILLs it and drops the
+    connection unanswered."""
 
     def __init__(self, pebble):
-        self.upstream = f"https://127.0.0.1:{pebble.port}"
+        super().__init__(pebble)
         self.victim: int | None = None
         self.killed = threading.Event()
-        session = requests.Session()
-        outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _forward(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
-                resp = session.request(self.command, outer.upstream + self.path, data=body or None,
-                                       headers=headers, verify=pebble.ca_bundle, timeout=30)
-                victim = outer.victim
-                if self.command == "POST" and "/finalize-order/" in self.path and victim and victim > 1:
-                    os.kill(victim, signal.SIGKILL)
-                    outer.victim = None
-                    outer.killed.set()
-                    self.close_connection = True
-                    return
-                self.send_response(resp.status_code)
-                for k, v in resp.headers.items():
-                    if k.lower() not in HOP:
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(resp.content)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(resp.content)
-
-            do_GET = do_POST = do_HEAD = _forward  # noqa: N815 - http.server API
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(pebble.workdir / "listener-cert.pem", pebble.workdir / "listener-key.pem")
-        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.1,), daemon=True)
-
-    @property
-    def directory_url(self) -> str:
-        return f"https://127.0.0.1:{self.server.server_address[1]}/dir"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+    def drop(self, method, path, response):
+        victim = self.victim
+        if method == "POST" and "/finalize-order/" in path and victim and victim > 1:
+            os.kill(victim, signal.SIGKILL)
+            self.victim = None
+            self.killed.set()
+            return True
+        return False
 
 
 def test_killed_right_after_finalize_then_the_next_run_completes_the_renewal(world, tmp_path):
