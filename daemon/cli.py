@@ -130,11 +130,31 @@ def _load(args: argparse.Namespace):
     from daemon.config_load import ConfigError, load_config, resolve_config_path
     path = resolve_config_path(getattr(args, "config", None))
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as exc:
         for line in exc.lines():
             _stderr(f"alicertd: {line}")
         raise _ConfigInvalid() from None
+    register_config_secrets(config)
+    return config
+
+
+def register_config_secrets(config) -> None:
+    """Hand every secret the config holds to the log filter (daemon.logs), once it is parsed:
+    AccessKey secrets and STS tokens of every account, the EAB HMAC key, and the robots'
+    signing secrets and URL query values (DingTalk and WeCom put the access token there)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    from daemon.logs import register_secret
+    register_secret(config.acme.eab_hmac_key)
+    for name in config.aliyun.account_names:
+        account = config.aliyun.account(name)
+        register_secret(account.access_key_secret)
+        register_secret(account.security_token)
+    for robot in config.notify:
+        register_secret(robot.secret)
+        for _, value in parse_qsl(urlsplit(robot.url).query):
+            register_secret(value)
 
 
 class _ConfigInvalid(Exception):
@@ -185,7 +205,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _reload(args: argparse.Namespace):
     """SIGHUP: load the config again; a bad one raises ConfigError and the old one stays."""
     from daemon.config_load import load_config, resolve_config_path
-    return load_config(resolve_config_path(getattr(args, "config", None)))
+    config = load_config(resolve_config_path(getattr(args, "config", None)))
+    register_config_secrets(config)
+    return config
 
 
 def print_json(data: object) -> None:

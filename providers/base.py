@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
+from daemon.logs import register_secret
+
 if TYPE_CHECKING:  # pragma: no cover - imported for types only
     from daemon.config import Config
     from daemon.state import DnsJournal
@@ -108,6 +110,11 @@ class CertificateBundle:
     not_before: datetime
     not_after: datetime
     issuer: str
+
+    def __post_init__(self) -> None:
+        # Deploy calls carry this key (CAS UploadUserCertificate, API Gateway's inline PEM):
+        # whatever quotes such a request in a log line shows *** instead.
+        register_secret(self.key_pem)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 import requests
 
 from daemon.config import AliyunConfig
+from daemon.logs import register_secret
 from providers.base import CredentialError
 
 ENV_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
@@ -65,6 +66,13 @@ class Credentials:
     security_token: str | None = field(default=None, repr=False)
     source: str = "config"
     expiration: datetime | None = None  # UTC; only for RAM-role (metadata) credentials
+
+    def __post_init__(self) -> None:
+        # Every key is born here, from the config, the instance metadata or AssumeRole, so this
+        # is the one place that tells the log filter what to hide: an SDK or urllib3 message
+        # quoting a signed request can then never print the secret or the token.
+        register_secret(self.access_key_secret)
+        register_secret(self.security_token)
 
     def describe(self) -> str:
         """For logs: where the key came from and its AccessKeyId prefix, nothing secret."""
@@ -395,6 +403,6 @@ class AssumeRoleSource:
         result = Credentials(key_id, secret, token, expiration=expiration,
                              source=f"account {self.account}: role {self.arn}")
         self._log.info("aliyun: account %s: assumed role %s (AccessKeyId %s, expires %s)",
-                       self.account, self.arn, key_id,
+                       self.account, self.arn, key_prefix(key_id),
                        expiration.isoformat() if expiration else "unknown")
         return result

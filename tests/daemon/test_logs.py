@@ -175,3 +175,55 @@ def test_bad_arguments():
         logs.setup_logging("loud", "text")
     with pytest.raises(ValueError):
         logs.setup_logging("info", "xml")
+
+
+def test_secrets_reach_the_filter_from_where_they_are_born(tmp_path, monkeypatch):
+    """register_secret is only worth something if the config, the credentials and the issued
+    keys are actually handed to it: load a config through the CLI's loader, make credentials
+    and a certificate bundle, and log each secret through the SDK's own logger names."""
+    import argparse
+    from datetime import UTC, datetime
+
+    from daemon import cli
+    from providers.aliyun.credentials import Credentials
+    from providers.base import CertificateBundle
+
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "cfgSecretFromEnv123")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'''
+state_dir = "{tmp_path / 'state'}"
+[acme]
+directory = "https://127.0.0.1:14000/dir"
+eab_kid = "kid-1"
+eab_hmac_key = "eabHmacKeyValue456"
+[aliyun]
+access_key_id = "LTAI5tExampleKeyId"
+access_key_secret = "${{ALIBABA_CLOUD_ACCESS_KEY_SECRET}}"
+[aliyun.accounts.media]
+access_key_id = "LTAI5tMediaKeyId00"
+access_key_secret = "mediaSecretValue789"
+security_token = "mediaStsTokenValue000"
+[[notify]]
+kind = "dingtalk"
+url = "https://oapi.dingtalk.com/robot/send?access_token=robotTokenValue321"
+secret = "SECrobotSigningSecret"
+[[certificate]]
+name = "www"
+domains = ["example.com"]
+''')
+    buf = io.StringIO()
+    logs.setup_logging("debug", "text", stream=buf)
+    cli._load(argparse.Namespace(config=str(cfg)))
+    Credentials("STS.NT1example", "stsSecretFromMetadata", "stsTokenFromMetadata")
+    key = private_key_to_pem(generate_private_key("ec256"))
+    now = datetime.now(UTC)
+    CertificateBundle("www", ("example.com",), "-----BEGIN CERTIFICATE-----\n", key, "0a", "ff",
+                      now, now, "Pebble")
+    secrets = ["cfgSecretFromEnv123", "eabHmacKeyValue456", "mediaSecretValue789",
+               "mediaStsTokenValue000", "robotTokenValue321", "SECrobotSigningSecret",
+               "stsSecretFromMetadata", "stsTokenFromMetadata", "".join(key.splitlines()[1:-1])]
+    for secret in secrets:
+        logging.getLogger("alicertd").warning("request params: %s", {"AccessKeySecret": secret})
+    text = buf.getvalue()
+    assert [s for s in secrets if s in text] == []
+    assert text.count("***") >= len(secrets)
