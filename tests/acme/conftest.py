@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import sys
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,12 +40,15 @@ def solver(challtestsrv):
 
 @pytest.fixture
 def make_client(pebble):
-    """Build AcmeClients against the session Pebble; closed at the end of the test."""
+    """Build AcmeClients against the session Pebble; closed at the end of the test. ``sleep``
+    is every wait the client makes (poll intervals, retry backoff): a test can count them."""
     made: list[AcmeClient] = []
 
-    def make(key_type: str = "ec256", *, register: bool = True, ca: Pebble | None = None) -> AcmeClient:
+    def make(key_type: str = "ec256", *, register: bool = True, ca: Pebble | None = None,
+             sleep: Callable[[float], None] = time.sleep) -> AcmeClient:
         ca = ca or pebble
-        client = AcmeClient(ca.directory_url, keys.generate_private_key(key_type), ca_bundle=ca.ca_bundle)
+        client = AcmeClient(ca.directory_url, keys.generate_private_key(key_type), ca_bundle=ca.ca_bundle,
+                            sleep=sleep)
         made.append(client)
         if register:
             client.new_account(["mailto:test@example.com"], tos_agreed=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 import dns.message
 import dns.query
@@ -13,10 +14,11 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from daemon import keys
-from daemon.acme import issue_certificate
+from daemon.acme import AcmeClient, issue_certificate
 from daemon.acme import problems as p
 from daemon.acme.ari import choose_renewal_time
 from daemon.acme.issue import Dns01Record
+from daemon.acme.transport import Transport
 from tests.support.pebble import BLOCKED_DOMAIN, ChallTestSolver, Pebble
 
 pytestmark = pytest.mark.pebble
@@ -33,9 +35,17 @@ def issue(client, domains, solver, key_type="ec256", **kw):
     return key, issue_certificate(client, domains, key, solver, deadline_seconds=DEADLINE, **kw)
 
 
-def test_single_name(client, solver, challtestsrv, zone):
+def test_single_name(make_client, solver, challtestsrv, zone):
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    client = make_client(sleep=sleep)
     name = f"www.{zone}"
-    before = client.round_trips
+    before, refused = client.round_trips, client.transport.bad_nonce_retries
+    waits.clear()
     key, issued = issue(client, [name], solver)
     info = issued.cert_info
     assert info.sans == (name,) and info.key_type == "ec256"
@@ -48,8 +58,12 @@ def test_single_name(client, solver, challtestsrv, zone):
     assert len(presented[0].value) == 43
     assert solver.waited == 1 and len(solver.cleaned) == 1
     assert txt_values(challtestsrv, f"_acme-challenge.{name}") == set()
-    # newOrder, authz, challenge, authz poll, order poll, finalize, cert (+ polls while pending)
-    assert 7 <= client.round_trips - before <= 12
+    # newOrder, authz, challenge, authz poll, order poll, finalize, order poll, cert: eight
+    # requests, plus exactly one per poll that waited (how many depends on how fast Pebble
+    # validates and issues) and one per nonce Pebble refused (5 % of them, at random). Nothing
+    # else is sent: not a request twice, not a poll without a wait before it.
+    refused = client.transport.bad_nonce_retries - refused
+    assert client.round_trips - before == 8 + len(waits) + refused, (waits, refused)
 
 
 def test_several_names_keep_their_order(client, solver, zone):
@@ -218,11 +232,18 @@ def pebble_nonce_reject(challtestsrv):
         yield ca
 
 
-def test_issuance_survives_half_the_nonces_rejected(make_client, pebble_nonce_reject, solver, zone):
-    client = make_client(ca=pebble_nonce_reject)
-    _, issued = issue(client, [zone, f"*.{zone}", f"www.{zone}"], solver)
+def test_issuance_survives_half_the_nonces_rejected(pebble_nonce_reject, solver, zone):
+    # ~15 signed requests. With the daemon's bound (10 retries) one of them would be refused
+    # 11 times in a row once in 2,048 at 50 %: this issuance would fail one run in ~140. The
+    # bound is test_transport's; here a generous one, so that only the retrying is tested.
+    ca = pebble_nonce_reject
+    transport = Transport(ca_bundle=ca.ca_bundle, max_bad_nonce=40)
+    with AcmeClient(ca.directory_url, keys.generate_private_key("ec256"), transport=transport) as client:
+        client.new_account(["mailto:test@example.com"], tos_agreed=True)
+        _, issued = issue(client, [zone, f"*.{zone}", f"www.{zone}"], solver)
     assert len(issued.cert_info.sans) == 3
-    assert client.transport.bad_nonce_retries >= 2  # ~10 signed requests at 50 %: it happened
+    # it happened: all ~15 accepted at the first try has a chance of 2**-15
+    assert client.transport.bad_nonce_retries >= 1
 
 
 @pytest.fixture(scope="module")
