@@ -194,6 +194,9 @@ def test_make_trigger_interval_and_jitter():
 
 
 def test_signal_handlers():
+    # What was there before, not Python's defaults: a shell starts background jobs (a CI
+    # runner's `make test &`, nohup) with SIGINT ignored, and Python then leaves it ignored.
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)}
     events = []
     restore = install_signal_handlers(lambda: events.append("stop"), lambda: events.append("reload"))
     try:
@@ -204,4 +207,4 @@ def test_signal_handlers():
     finally:
         restore()
     assert events == ["reload", "stop", "stop"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert {sig: signal.getsignal(sig) for sig in before} == before
