@@ -289,7 +289,10 @@ class Pebble(_Process):
     test exercises the badNonce retry a little.
 
     Pebble 2.10 picks a *random* profile for an order that names none (Go map order): ask for
-    ``profile="default"`` when the lifetime matters.
+    ``profile="default"`` when the lifetime matters. ``PEBBLE_AUTHZREUSE=0`` does not turn reuse
+    off: Pebble reuses an account's valid authorization for a name unless ``rand.Intn(100) >
+    percent``, which a draw of 0 is not: a second order for the same names skips a challenge
+    one time in 100. A test that counts what a second order presents needs names of its own.
     """
 
     name = "pebble"
