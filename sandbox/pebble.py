@@ -93,6 +93,17 @@ def _fetch() -> Path:
     return bin_dir
 
 
+def pebble_finds_by_cert_id(serial_hex: str) -> bool:
+    """Whether Pebble 2.10 finds its certificate of serial ``serial_hex`` from an ARI CertID,
+    the ``replaces`` of a new order (RFC 9773 §5). It files orders under the hex of the
+    serial's minimal big-endian bytes but looks ``replaces`` up by the hex of the CertID's
+    serial octets, which are DER's: with a leading zero octet when the top bit is set. One of
+    its 63-bit serials in 256 (seven octets, top bit set) is never found, and a ``replaces``
+    naming it is answered with a 500: neither accepted nor refused as alreadyReplaced. Tests
+    of Pebble's ``replaces`` semantics reissue until this is true."""
+    return int(serial_hex, 16).bit_length() % 8 != 0
+
+
 def free_port(udp_too: bool = False) -> int:
     """A loopback port free right now (for TCP, and for UDP as well when ``udp_too``)."""
     for _ in range(50):

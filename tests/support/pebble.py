@@ -9,4 +9,5 @@ from sandbox.pebble import (  # noqa: F401
     PebbleUnavailable,
     ensure_pebble,
     free_port,
+    pebble_finds_by_cert_id,
 )
