@@ -64,7 +64,13 @@ class Booted:
                     status = (entry / "status").read_text()
                 except OSError:
                     continue
-                if re.search(rf"^PPid:\s+{self.proc.pid}$", status, re.M):
+                # nspawn's own helper child has the same parent for a moment: the leader is
+                # the one that is PID 1 of its own namespace and has become systemd (entering
+                # the helper instead finds no bus, which a loaded machine made likely)
+                nspid = re.search(r"^NSpid:\s+(.+)$", status, re.M)
+                if (re.search(rf"^PPid:\s+{self.proc.pid}$", status, re.M) and nspid
+                        and nspid.group(1).split()[-1] == "1"
+                        and re.search(r"^Name:\s+systemd$", status, re.M)):
                     return int(entry.name)
         return None
 
@@ -116,6 +122,10 @@ def booted(runmodes_cache, wheel, world, tmp_path_factory):
     binds = [f"--bind-ro={conf}:/etc/pip.conf"] + [f"--bind-ro={p}" for p in paths]
     machine = Booted(root, binds, work / "console.log")
     try:
+        # systemctl --wait waits for the boot, not for systemd's socket: until PID 1 has made it,
+        # systemctl fails with "Failed to connect to bus"
+        wait_until(lambda: machine.sh("test -S /run/systemd/private", check=False).returncode == 0,
+                   60, "systemd's private socket in the booted system", step=0.2)
         state = machine.sh("systemctl is-system-running --wait", check=False, timeout=180).stdout.strip()
         assert state in ("running", "degraded"), machine.sh("systemctl --failed --no-pager").stdout
         print(f"boot: {time.monotonic() - started:.1f}s")
