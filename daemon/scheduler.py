@@ -35,6 +35,12 @@ from daemon.config import ScheduleConfig
 
 CYCLE_JOB = "cycle"
 EARLY_JOB = "early-run"
+# The longest the main thread waits without looking at signals. The kernel may hand SIGTERM or
+# SIGHUP to any thread, e.g. one being created (the metrics server starts one per request): the
+# C handler then only flags the Python handler, which runs once the main thread executes
+# bytecode. A main thread blocked in a wait without a timeout would leave it pending until the
+# next signal: beside one thread that kept creating threads, 12 SIGHUPs of 500 never ran theirs.
+SIGNAL_CHECK_SECONDS = 0.25
 
 _DOW_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _MACROS = {
@@ -190,18 +196,28 @@ class DaemonScheduler:
     def run_forever(self, stop_event: threading.Event, *,
                     heartbeat: Callable[[], object] | None = None,
                     heartbeat_interval: float | None = None,
-                    drain_timeout: float = 10.0) -> bool:
+                    drain_timeout: float = 10.0,
+                    clock: Callable[[], float] = time.monotonic) -> bool:
         """Start (if needed) and block until ``stop_event`` is set, then shut down.
 
-        ``heartbeat`` (e.g. the systemd watchdog ping) is called every ``heartbeat_interval``
-        seconds from this thread. On stop, waits at most ``drain_timeout`` seconds for a running
-        cycle to finish (the cycle itself must watch its own stop flag); returns True when no
-        cycle was left running.
+        Meant for the main thread, whose waits last at most ``SIGNAL_CHECK_SECONDS`` so that a
+        signal the kernel gave another thread is handled within that time. ``heartbeat`` (e.g.
+        the systemd watchdog ping) is called every ``heartbeat_interval`` seconds from this
+        thread. On stop, waits at most ``drain_timeout`` seconds for a running cycle to finish
+        (the cycle itself must watch its own stop flag); returns True when no cycle was left
+        running.
         """
         self.start()
-        wait = heartbeat_interval if heartbeat is not None and heartbeat_interval else None
-        while not stop_event.wait(wait):
-            if heartbeat is not None:
+        every = heartbeat_interval if heartbeat is not None and heartbeat_interval else None
+        next_beat = clock() + every if every else None
+        while True:
+            timeout = SIGNAL_CHECK_SECONDS
+            if next_beat is not None:
+                timeout = min(timeout, max(0.0, next_beat - clock()))
+            if stop_event.wait(timeout):
+                break
+            if next_beat is not None and clock() >= next_beat:
+                next_beat = clock() + every
                 try:
                     heartbeat()
                 except Exception:  # a heartbeat must never take the daemon down
