@@ -19,7 +19,7 @@ import socket
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -200,7 +200,7 @@ class MetricsServer:
         self.registry = registry.registry if isinstance(registry, DaemonMetrics) else registry
         self.host, self._port = parse_listen(listen)
         self.health = health or (lambda: _health_from(self.registry))
-        self._server: ThreadingHTTPServer | None = None
+        self._server: Any = None  # the ThreadingHTTPServer, once started
         self._thread: threading.Thread | None = None
 
     @property
@@ -209,6 +209,9 @@ class MetricsServer:
 
     def start(self) -> None:
         """Bind and serve in a daemon thread; raises OSError when the address is taken."""
+        # http.server (and what it pulls in) only for a daemon that serves: the registry itself
+        # lives in every daemon, and idle RSS counts (bench/footprint.py).
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
