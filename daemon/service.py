@@ -96,7 +96,7 @@ class Service:
         says when and why: the daemon runs a configuration that is not the file's); "ok"
         otherwise."""
         from daemon.metrics import _health_from
-        doc = _health_from(self.metrics.registry) if self.metrics is not None else {"last_cycle": None}
+        doc = _health_from(self.metrics.registry)
         refused = self.last_reload.refused()
         doc["status"] = "failing" if self.last_result_ok is False or refused else "ok"
         doc["reload_refused"] = refused
