@@ -19,7 +19,7 @@ from daemon.acme import problems as p
 from daemon.acme.ari import choose_renewal_time
 from daemon.acme.issue import Dns01Record
 from daemon.acme.transport import Transport
-from tests.support.pebble import BLOCKED_DOMAIN, ChallTestSolver, Pebble, pebble_finds_by_cert_id
+from tests.support.pebble import BLOCKED_DOMAIN, ChallTestSolver, Pebble, issue_replaceable
 
 pytestmark = pytest.mark.pebble
 DEADLINE = 60.0
@@ -33,16 +33,6 @@ def txt_values(server, name: str) -> set[str]:
 def issue(client, domains, solver, key_type="ec256", **kw):
     key = keys.generate_private_key(key_type)
     return key, issue_certificate(client, domains, key, solver, deadline_seconds=DEADLINE, **kw)
-
-
-def issue_replaceable(client, domains, solver, **kw):
-    """``issue`` until Pebble can find the certificate by its ARI CertID: a ``replaces`` naming
-    one of its serials in 256 gets a 500 (see ``pebble_finds_by_cert_id``)."""
-    for _ in range(4):
-        key, issued = issue(client, domains, solver, **kw)
-        if pebble_finds_by_cert_id(issued.cert_info.serial):
-            return key, issued
-    raise AssertionError("four serials in a row that Pebble cannot find by CertID (one chance in 4e9)")
 
 
 def test_single_name(make_client, solver, challtestsrv, zone):

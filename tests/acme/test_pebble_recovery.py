@@ -18,7 +18,7 @@ from daemon.acme.transport import Transport
 from daemon.issuer import Issuer, read_pending_order
 from daemon.state import StateStore
 from tests.renewal.helpers import config
-from tests.support.pebble import pebble_finds_by_cert_id
+from tests.support.pebble import issue_replaceable
 
 pytestmark = pytest.mark.pebble
 DEADLINE = 60.0
@@ -65,13 +65,7 @@ def test_a_lost_finalize_answer_is_read_back_not_sent_again(pebble, solver, zone
 
 
 def test_already_replaced_leads_to_a_plain_reorder(client, solver, zone):
-    for _ in range(4):  # a serial Pebble finds by CertID: it answers 1 in 256 of them with a 500
-        first = issue_certificate(client, [zone], keys.generate_private_key("ec256"), solver,
-                                  deadline_seconds=DEADLINE, profile="default")
-        if pebble_finds_by_cert_id(first.cert_info.serial):
-            break
-    else:
-        raise AssertionError("four serials in a row that Pebble cannot find by CertID (one chance in 4e9)")
+    _, first = issue_replaceable(client, [zone], solver, deadline=DEADLINE, profile="default")
     replaces = keys.ari_cert_id(first.fullchain_pem)
     # The renewal a crash lost after finalize: the CA has marked ``first`` as replaced.
     issue_certificate(client, [zone], keys.generate_private_key("ec256"), solver, deadline_seconds=DEADLINE,
@@ -123,16 +117,9 @@ class Crash(BaseException):
     """Stands for SIGKILL: not an Exception, so no handler of ours turns it into a failure."""
 
 
-def test_a_crash_between_finalize_and_store_then_a_rerun_completes(pebble, challtestsrv, solver, zone,
-                                                                    tmp_path, monkeypatch):
-    cfg = config(tmp_path, acme={"directory": pebble.directory_url, "ca_bundle": pebble.ca_bundle,
-                                 "profile": "default"}, cert={"domains": [zone]})
-    store = StateStore(cfg.state_dir)
-    store.ensure()
-    cert = cfg.certificates[0]
-    first = Issuer(cfg, store).issue(cert, solver, None)
-    previous = store.read_certificate("www")
-
+def renew_crashing_after_finalize(cfg, store, cert, solver, previous, monkeypatch) -> None:
+    """A renewal of ``previous`` that dies the moment Pebble has answered its finalize, before
+    anything reads the answer (so the CA has marked ``previous`` as replaced)."""
     original = requests.Session.request
 
     def crash_after_finalize(self, method, url, *args, **kw):
@@ -145,6 +132,18 @@ def test_a_crash_between_finalize_and_store_then_a_rerun_completes(pebble, chall
     with pytest.raises(Crash):
         Issuer(cfg, store).issue(cert, solver, previous.fullchain_pem, previous.meta)
     monkeypatch.setattr(requests.Session, "request", original)
+
+
+def test_a_crash_between_finalize_and_store_then_a_rerun_completes(pebble, challtestsrv, solver, zone,
+                                                                    tmp_path, monkeypatch):
+    cfg = config(tmp_path, acme={"directory": pebble.directory_url, "ca_bundle": pebble.ca_bundle,
+                                 "profile": "default"}, cert={"domains": [zone]})
+    store = StateStore(cfg.state_dir)
+    store.ensure()
+    cert = cfg.certificates[0]
+    first = Issuer(cfg, store).issue(cert, solver, None)
+    previous = store.read_certificate("www")
+    renew_crashing_after_finalize(cfg, store, cert, solver, previous, monkeypatch)
     assert read_pending_order(store, "www") is not None, "the order URL was not recorded before finalize"
     assert store.read_certificate("www").meta["serial"] == first.serial  # nothing stored yet
 
@@ -165,18 +164,7 @@ def test_a_crash_with_the_order_record_lost_still_renews(pebble, solver, zone, t
     cert = cfg.certificates[0]
     first = Issuer(cfg, store).issue(cert, solver, None)
     previous = store.read_certificate("www")
-    original = requests.Session.request
-
-    def crash_after_finalize(self, method, url, *args, **kw):
-        response = original(self, method, url, *args, **kw)
-        if method == "POST" and "/finalize-order/" in url:
-            raise Crash()
-        return response
-
-    monkeypatch.setattr(requests.Session, "request", crash_after_finalize)
-    with pytest.raises(Crash):
-        Issuer(cfg, store).issue(cert, solver, previous.fullchain_pem, previous.meta)
-    monkeypatch.setattr(requests.Session, "request", original)
+    renew_crashing_after_finalize(cfg, store, cert, solver, previous, monkeypatch)
     (cfg.state_dir / "pending" / "www.order.json").unlink()
 
     renewed = Issuer(cfg, store).issue(cert, solver, previous.fullchain_pem, previous.meta)
