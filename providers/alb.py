@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from daemon.domains import covers
 from providers.base import (
     Binding,
     CertificateBundle,
@@ -89,15 +90,6 @@ class _Cert:
     cert_id: str
     is_default: bool
     status: str  # Associating | Associated | Diassociating (the model's spelling)
-
-
-def covers(domains: Sequence[str], name: str) -> bool:
-    name = name.lower()
-    for d in domains:
-        d = d.lower()
-        if d == name or (d.startswith("*.") and "." in name and name.split(".", 1)[1] == d[2:]):
-            return True
-    return False
 
 
 class AlbProvider(ListenerProvider):
@@ -218,7 +210,7 @@ class AlbProvider(ListenerProvider):
             if fp is None:
                 continue
             bundle = bundle_for(self.ctx, fp)
-            rank = 2 if (fp in current and bundle and covers(bundle.domains, s.domain)) else 1
+            rank = 2 if (fp in current and bundle and any(covers(d, s.domain) for d in bundle.domains)) else 1
             if best is None or rank > best[0]:
                 best = (rank, c)
         if best is None:
