@@ -68,6 +68,13 @@ def normalize_domain(name: object, *, allow_wildcard: bool = True) -> str:
     return ("*." if wildcard else "") + result
 
 
+def dot_wildcard(domain: str) -> str:
+    """``domain`` as CDN and DCDN name an accelerated domain: a wildcard ``*.example.com`` is
+    ``.example.com`` there ("the domain name must start with a period"); lowercase."""
+    domain = domain.lower()
+    return domain[1:] if domain.startswith("*.") else domain
+
+
 def covers(pattern: str, host: str) -> bool:
     """RFC 6125 matching: ``*.example.com`` covers ``a.example.com`` only."""
     pattern, host = pattern.lower(), host.lower()

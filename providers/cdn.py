@@ -46,6 +46,7 @@ from aliyunsdkcdn.request.v20180510.SetCdnDomainSSLCertificateRequest import (
     SetCdnDomainSSLCertificateRequest,
 )
 
+from daemon.domains import dot_wildcard
 from providers.aliyun.client import shared_api
 from providers.aliyun.rpc import items as _items
 from providers.aliyun.rpc import request as _request
@@ -62,10 +63,9 @@ from providers.base import (
 from providers.cas import CasHub, cas_hub
 from providers.certnames import (
     KnownCertificates,
-    fingerprint_prefix,
     leaf_of_bundle,
 )
-from providers.readback import cert_info_binding, wait_for_rollout
+from providers.readback import cert_info_binding, listed_binding, wait_for_rollout
 from providers.settings import Section
 from providers.tls import POLL_INTERVALS
 
@@ -88,15 +88,9 @@ class CdnSettings:
     account: str = "default"
 
 
-def api_domain(domain: str) -> str:
-    """The CDN API's name of an accelerated domain: ``*.example.com`` is ``.example.com``."""
-    domain = domain.lower()
-    return domain[1:] if domain.startswith("*.") else domain
-
-
 def _listed_domain(name: object) -> str:
     """A listing's DomainName in the API's form, whichever form the listing used."""
-    return api_domain(str(name or "").strip().rstrip("."))
+    return dot_wildcard(str(name or "").strip().rstrip("."))
 
 
 def _page_size_refused(exc: ProviderError) -> bool:
@@ -219,13 +213,7 @@ class CdnProvider:
         The list shows the configured certificate, not the rollout: a domain bound moments
         ago reads as ``ok`` here while its edge still serves the old one. ``verify`` (which
         the daemon runs after every bind) is what waits for the rollout."""
-        name = item.get("CertName") or None
-        prefix = fingerprint_prefix(name)
-        leaf = self.known.lookup(prefix) if prefix else None
-        if leaf is None or item.get("CertStatus") not in ("ok", "expire_soon", None):
-            return None  # unknown, or our certificate "mismatch"/"expired": ask the domain itself
-        return Binding("ok", serial=leaf.serial, fingerprint=leaf.fingerprint, not_after=leaf.not_after,
-                       cert_name=name)
+        return listed_binding(item, self.known)
 
     def _look_closer(self, domain: str, account: str) -> Binding:
         try:
@@ -299,7 +287,7 @@ class CdnProvider:
     @staticmethod
     def _domain(target: Target) -> str:
         """The target's domain as the CDN API names it (``.example.com`` for a wildcard)."""
-        return api_domain(target.domain or target.name)
+        return dot_wildcard(target.domain or target.name)
 
     @staticmethod
     def _account(target: Target) -> str:

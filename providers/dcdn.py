@@ -43,6 +43,7 @@ from aliyunsdkdcdn.request.v20180115.SetDcdnDomainSSLCertificateRequest import (
     SetDcdnDomainSSLCertificateRequest,
 )
 
+from daemon.domains import dot_wildcard
 from providers.aliyun.client import shared_api
 from providers.aliyun.rpc import items as _items
 from providers.aliyun.rpc import request as _request
@@ -56,8 +57,8 @@ from providers.base import (
     ProviderError,
     Target,
 )
-from providers.certnames import KnownCertificates, fingerprint_prefix, leaf_of_bundle
-from providers.readback import cert_info_binding, wait_for_rollout
+from providers.certnames import KnownCertificates, leaf_of_bundle
+from providers.readback import cert_info_binding, listed_binding, wait_for_rollout
 from providers.settings import Section
 from providers.tls import POLL_INTERVALS
 
@@ -73,11 +74,6 @@ _PENDING = frozenset({"checking", "applying"})
 class DcdnSettings:
     domains: tuple[str, ...]
     account: str = "default"
-
-
-def api_name(domain: str) -> str:
-    """``*.example.com`` -> ``.example.com`` (the API's wildcard form); others unchanged."""
-    return domain[1:] if domain.startswith("*.") else domain
 
 
 class DcdnProvider:
@@ -131,7 +127,7 @@ class DcdnProvider:
         return result
 
     def _read_account(self, account: str, targets: Sequence[Target]) -> dict[Target, Binding]:
-        wanted = {api_name(self._domain(t)) for t in targets}
+        wanted = {dot_wildcard(self._domain(t)) for t in targets}
         found: dict[str, Binding | None] = {}  # None: the page could not tell, look closer
         unread = set(wanted)
         page, seen = 1, 0
@@ -161,7 +157,7 @@ class DcdnProvider:
             unread.clear()
         out: dict[Target, Binding] = {}
         for t in targets:
-            name = api_name(self._domain(t))
+            name = dot_wildcard(self._domain(t))
             if found.get(name) is None:
                 found[name] = self._look_closer(account, name)
             out[t] = found[name]
@@ -171,13 +167,7 @@ class DcdnProvider:
         """A binding from a list entry, or None when the entry does not say which certificate
         is served (a name we did not make, one we do not know, or a status other than ok).
         The list shows the configured certificate, not the rollout: ``verify`` waits for that."""
-        name = item.get("CertName") or None
-        prefix = fingerprint_prefix(name)
-        leaf = self.known.lookup(prefix) if prefix else None
-        if leaf is None or item.get("CertStatus") not in ("ok", "expire_soon", None):
-            return None
-        return Binding("ok", serial=leaf.serial, fingerprint=leaf.fingerprint, not_after=leaf.not_after,
-                       cert_name=name)
+        return listed_binding(item, self.known)
 
     def _look_closer(self, account: str, domain: str) -> Binding:
         try:
@@ -206,7 +196,7 @@ class DcdnProvider:
         from providers.cas import cas_hub
 
         account = target.settings.account
-        domain = api_name(self._domain(target))
+        domain = dot_wildcard(self._domain(target))
         cas = cas_hub(self.ctx).ensure(bundle, account)
         try:
             self.api(account).call("dcdn", _request(
@@ -226,7 +216,7 @@ class DcdnProvider:
 
     def verify(self, target: Target, bundle: CertificateBundle, deadline: float) -> Binding:
         account, shown = target.settings.account, self._domain(target)
-        domain = api_name(shown)
+        domain = dot_wildcard(shown)
         self.known.add(leaf_of_bundle(bundle))
         return wait_for_rollout("dcdn", shown, lambda: self._domain_info(account, domain), bundle,
                                 deadline=deadline, ctx=self.ctx, clock=self.clock,

@@ -24,7 +24,7 @@ from providers.base import (
     ProviderError,
     VerificationError,
 )
-from providers.certnames import leaf_of_pem
+from providers.certnames import fingerprint_prefix, leaf_of_pem
 from providers.tls import wait_for, wait_for_edge
 
 #: What ``probe`` returns: the settled binding, or why the target is not there yet.
@@ -99,6 +99,21 @@ def wait_for_rollout(provider: str, domain: str, read: Callable[[], Binding],
     shake_hands(provider, (domain,), bundle, deadline=deadline, ctx=ctx, clock=clock,
                 intervals=intervals, started=started)
     return binding
+
+
+def listed_binding(item: Mapping[str, Any], known) -> Binding | None:
+    """A Binding from one entry of CDN's DescribeCdnHttpsDomainList or DCDN's
+    DescribeDcdnHttpsDomainList (the same shape), or None when the entry cannot say which
+    certificate is served: a CertName alicertd did not make, one whose certificate ``known``
+    (the provider's KnownCertificates) does not hold, or our certificate with a CertStatus
+    other than ok/expire_soon ("mismatch", "expired"): then ask the domain itself."""
+    name = item.get("CertName") or None
+    prefix = fingerprint_prefix(name)
+    leaf = known.lookup(prefix) if prefix else None
+    if leaf is None or item.get("CertStatus") not in ("ok", "expire_soon", None):
+        return None
+    return Binding("ok", serial=leaf.serial, fingerprint=leaf.fingerprint, not_after=leaf.not_after,
+                   cert_name=name)
 
 
 def cert_info_binding(info: Mapping[str, Any] | None, *, https_field: str, pem_field: str,

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
+from daemon.domains import dot_wildcard
 from providers.base import ConfigDefaults, ConfigErrors, CredentialError
-from providers.dcdn import DcdnProvider, DcdnSettings, api_name
+from providers.dcdn import DcdnProvider, DcdnSettings
 
 from .certs import make_bundle
 from .conftest import eventually, provider_for
@@ -28,7 +29,7 @@ def targets(*domains):
 
 def served(sb, domain):
     with sb.world.lock:
-        d = sb.world.dcdn[api_name(domain)]
+        d = sb.world.dcdn[dot_wildcard(domain)]
         d.settle(time.time())
         return d.served.cert.info.fingerprint if d.served.cert else None
 
