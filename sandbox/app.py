@@ -24,17 +24,11 @@ from .edge import TlsEdge
 from .faults import FaultTable
 from .fixture import build_world, read_fixture
 from .products import cas
+from .products.base import wildcard_api_name
 from .rpc import ApiServer
 from .state import CdnDomain, CdnHttps, GwCert, GwDomain, RecordData, StoredCert, World
 
 FixtureSource = str | Path | Mapping[str, Any] | None
-
-
-def _cdn_api_name(domain: str) -> str:
-    """Admin calls may name a wildcard CDN domain ``*.example.com``; the API's name is
-    ``.example.com``."""
-    domain = domain.lower().rstrip(".")
-    return domain[1:] if domain.startswith("*.") else domain
 
 
 class SandboxError(ValueError):
@@ -419,7 +413,7 @@ class Sandbox:
         now = time.time()
         with self.world.lock:
             self.world.settle(now)
-            d = self.world.cdn.get(_cdn_api_name(domain))
+            d = self.world.cdn.get(wildcard_api_name(domain))
             if d is None:
                 raise SandboxError(f"unknown CDN domain {domain}")
             return self._cdn_view(d, now)
@@ -442,7 +436,7 @@ class Sandbox:
         now = time.time()
         with self.world.lock:
             self.world.settle(now)
-            d = self.world.cdn.get(_cdn_api_name(domain))
+            d = self.world.cdn.get(wildcard_api_name(domain))
             if d is None:
                 raise SandboxError(f"unknown CDN domain {domain}")
             cert = None

@@ -100,3 +100,11 @@ def spaced(ts: float | dt.datetime) -> str:
 
 def epoch_ms(d: dt.datetime) -> int:
     return int(d.replace(tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def wildcard_api_name(domain: str) -> str:
+    """An accelerated domain as CDN and DCDN name it: a wildcard ``*.example.com`` is
+    ``.example.com`` ("the domain name must start with a period"); lowercase, no final dot.
+    Admin calls and fixtures may use either spelling."""
+    domain = domain.strip().lower().rstrip(".")
+    return domain[1:] if domain.startswith("*.") else domain

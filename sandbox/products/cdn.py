@@ -34,12 +34,6 @@ _CERT_NAME_RE = re.compile(r"^[A-Za-z0-9._*\-]{1,64}$")
 CERT_REGIONS = ("cn-hangzhou", "ap-southeast-1")
 
 
-def api_name(domain: str) -> str:
-    """``*.example.com`` as the CDN API names it: ``.example.com``."""
-    domain = domain.lower().rstrip(".")
-    return domain[1:] if domain.startswith("*.") else domain
-
-
 def cas_users(world, cert_id: int) -> list[tuple[str, str]]:
     """The CDN domains whose configuration (or edge, mid-rollout) uses CAS certificate ``cert_id``."""
     return [("CDN", d.name) for d in sorted(world.cdn.values(), key=lambda x: x.name)

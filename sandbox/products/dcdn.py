@@ -20,7 +20,19 @@ from collections.abc import Mapping
 
 from ..errors import ApiError
 from ..state import CdnDomain, CdnHttps, StoredCert, World
-from .base import Call, Product, enum_param, int_param, iso, optional, page_of, paging, required, spaced
+from .base import (
+    Call,
+    Product,
+    enum_param,
+    int_param,
+    iso,
+    optional,
+    page_of,
+    paging,
+    required,
+    spaced,
+    wildcard_api_name,
+)
 
 EXPIRE_SOON_DAYS = 30
 
@@ -35,11 +47,6 @@ def cas_certificate(world: World, cert_id: int) -> StoredCert | None:
     if isinstance(cas, Mapping) and cert_id in cas:
         return cas[cert_id]
     return world.certs_by_id.get(cert_id)
-
-
-def api_name(name: str) -> str:
-    """``*.example.com`` as the DCDN API names it: ``.example.com``."""
-    return name[1:] if name.startswith("*.") else name
 
 
 def _domain(call: Call) -> CdnDomain:
@@ -168,7 +175,7 @@ def load_fixture(world: World, items: list, problems: list[str], now: float | No
         if not isinstance(name, str) or not name.strip():
             problems.append(f"dcdn_domain[{i}].name: must be a non-empty string")
             continue
-        name = api_name(name.strip().lower().rstrip("."))
+        name = wildcard_api_name(name)
         if name in world.dcdn:
             problems.append(f"dcdn_domain[{i}].name: duplicate DCDN domain {name}")
             continue
